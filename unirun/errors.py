@@ -1,0 +1,116 @@
+"""The errors unirun raises.
+
+Every error is a subclass of :class:`UnirunError`, so ``except unirun.UnirunError`` catches
+anything the library decided to raise. Engine exceptions never reach the caller raw: plugins map
+them to the most specific type below and chain the original (``raise ... from exc``), so the
+engine's own message stays available in ``__cause__``.
+
+::
+
+    UnirunError
+    ├── BackendNotFoundError       no backend of that name is installed or registered
+    ├── BackendUnavailableError    installed, but cannot run here (missing library, wrong OS…)
+    ├── PluginIncompatibleError    the plugin speaks another contract API version, or is broken
+    ├── OptionsError (ValueError)  compile options, shapes or plugin options are invalid
+    ├── InvalidModelError          the model is not a readable ONNX model (corrupt, truncated…)
+    ├── UnsupportedModelError      readable, but uses what the backend cannot run (names the ops)
+    ├── CompileError               the engine failed to build the model
+    ├── ArtifactError              a saved artifact is damaged, tampered or built for elsewhere
+    ├── DeviceError                the requested device does not exist or cannot be used
+    ├── InputError (ValueError)    a feed does not match the model's inputs
+    └── InferenceError             the engine failed while running
+        └── ModelClosedError       the model was used after ``close()``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "ArtifactError",
+    "BackendNotFoundError",
+    "BackendUnavailableError",
+    "CompileError",
+    "DeviceError",
+    "InferenceError",
+    "InputError",
+    "InvalidModelError",
+    "ModelClosedError",
+    "OptionsError",
+    "PluginIncompatibleError",
+    "UnirunError",
+    "UnsupportedModelError",
+]
+
+
+class UnirunError(Exception):
+    """Base class of every error unirun raises on purpose."""
+
+
+class BackendNotFoundError(UnirunError):
+    """No backend with the requested name is installed or registered."""
+
+
+class BackendUnavailableError(UnirunError):
+    """The backend is installed but cannot run on this machine; the message says why."""
+
+
+class PluginIncompatibleError(UnirunError):
+    """The plugin cannot be used here: another contract API version, or it failed to load."""
+
+
+class OptionsError(UnirunError, ValueError):
+    """Compile options, ``shapes`` or plugin options are invalid for this model or backend."""
+
+
+class InvalidModelError(UnirunError):
+    """The source is not a readable ONNX model (corrupt, truncated, wrong file)."""
+
+
+class UnsupportedModelError(UnirunError):
+    """The model is valid ONNX but uses operators or types the backend cannot run.
+
+    ``ops`` lists the offending operators as ``(node_name, op_type)`` pairs when known.
+    """
+
+    def __init__(self, message: str, ops: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.ops: list[tuple[str, str]] = list(ops)
+
+
+class CompileError(UnirunError):
+    """The engine failed to build the model for the requested target."""
+
+
+class ArtifactError(UnirunError):
+    """A compiled artifact is damaged, tampered with, or was built for another engine or device.
+
+    ``field`` names the manifest field that did not match, when the cause is a mismatch.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class DeviceError(UnirunError):
+    """The requested device does not exist, is not supported by the backend, or failed."""
+
+
+class InputError(UnirunError, ValueError):
+    """A feed does not match the model: unknown or missing name, dtype, rank or dimension.
+
+    ``name`` is the model input concerned, when there is one.
+    """
+
+    def __init__(self, message: str, name: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class InferenceError(UnirunError):
+    """The engine failed while running a request."""
+
+
+class ModelClosedError(InferenceError):
+    """The model was used after ``close()``."""

@@ -1,0 +1,112 @@
+"""Compile options shared by every backend (pydantic, frozen, unknown fields rejected)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import OptionsError
+
+__all__ = ["CompileOptions", "Precision", "ShapeRange", "options_error"]
+
+Precision = Literal["fp32", "fp16", "bf16"]
+
+
+class ShapeRange(BaseModel):
+    """The shapes one input takes: smallest, the one to optimise for, largest (all inclusive)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min: tuple[int, ...]
+    opt: tuple[int, ...]
+    max: tuple[int, ...]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ShapeRange:
+        if not len(self.min) == len(self.opt) == len(self.max):
+            raise ValueError(f"min, opt and max must have the same rank: {self.describe()}")
+        for lo, mid, hi in zip(self.min, self.opt, self.max, strict=True):
+            if lo < 0 or not lo <= mid <= hi:
+                raise ValueError(
+                    f"need 0 <= min <= opt <= max in every dimension: {self.describe()}"
+                )
+        return self
+
+    @classmethod
+    def fixed(cls, shape: Sequence[int]) -> ShapeRange:
+        dims = tuple(shape)
+        return cls(min=dims, opt=dims, max=dims)
+
+    @property
+    def is_fixed(self) -> bool:
+        return self.min == self.max
+
+    @property
+    def rank(self) -> int:
+        return len(self.min)
+
+    def contains(self, shape: Sequence[int]) -> bool:
+        return len(shape) == len(self.min) and all(
+            lo <= d <= hi for lo, d, hi in zip(self.min, shape, self.max, strict=True)
+        )
+
+    def dim(self, axis: int) -> str:
+        lo, hi = self.min[axis], self.max[axis]
+        return str(lo) if lo == hi else f"{lo}..{hi}"
+
+    def describe(self) -> str:
+        if self.min == self.max:
+            return f"({', '.join(map(str, self.min))})"
+        return f"min {self.min}, opt {self.opt}, max {self.max}"
+
+
+def _shape_range(value: Any) -> Any:
+    """Accept a fixed shape ``(1, 3, 224, 224)`` or a ``(min, opt, max)`` triple of shapes."""
+    if isinstance(value, (ShapeRange, Mapping)):
+        return value
+    if isinstance(value, Sequence) and not isinstance(value, str) and value:
+        if all(isinstance(d, int) for d in value):
+            return ShapeRange.fixed(value)
+        if len(value) == 3 and all(isinstance(s, Sequence) for s in value):
+            return {"min": value[0], "opt": value[1], "max": value[2]}
+    raise ValueError(
+        f"a shape is a tuple of ints, or a (min, opt, max) triple of such tuples; got {value!r}"
+    )
+
+
+class CompileOptions(BaseModel):
+    """What to build, in engine-neutral terms. ``None`` means "the engine's default"."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    precision: Precision = Field("fp32", description="Compute precision of floating-point math.")
+    shapes: dict[str, ShapeRange] = Field(
+        default_factory=dict,
+        description="Per input: a fixed shape or (min, opt, max) bounds for its dynamic dims.",
+    )
+    threads: int | None = Field(None, ge=1, description="Threads one inference may use.")
+    optimization_level: int | None = Field(
+        None, ge=0, le=3, description="Graph optimisation: 0 none, 1 basic, 2 extended, 3 all."
+    )
+    backend_options: dict[str, Any] = Field(
+        default_factory=dict, description="The backend's own options, validated by its plugin."
+    )
+
+    @field_validator("shapes", mode="before")
+    @classmethod
+    def _parse_shapes(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ValueError("shapes is a mapping of input name to shape")
+        return {name: _shape_range(shape) for name, shape in value.items()}
+
+
+def options_error(exc: ValidationError, what: str) -> OptionsError:
+    """A one-paragraph OptionsError from a pydantic ValidationError."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
+    )
+    return OptionsError(f"invalid {what}: {problems}")

@@ -1,0 +1,144 @@
+"""Tensor specs and the one input normaliser every backend shares."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .dtypes import DType
+from .errors import InputError
+
+__all__ = ["Dim", "TensorSpec", "as_array", "random_feeds"]
+
+#: A dimension: a fixed size, or a name for a size fixed only at run time.
+Dim = int | str
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    """Name, element type and shape of a model input or output.
+
+    ``shape`` holds ints for fixed dimensions and strings for symbolic ones (``"N"``, or ``"?"``
+    when the model leaves a dimension unnamed); ``None`` means the rank itself is unknown.
+    """
+
+    name: str
+    dtype: DType
+    shape: tuple[Dim, ...] | None
+
+    @property
+    def rank(self) -> int | None:
+        return None if self.shape is None else len(self.shape)
+
+    @property
+    def is_static(self) -> bool:
+        return self.shape is not None and all(isinstance(d, int) for d in self.shape)
+
+    def __str__(self) -> str:
+        dims = "?" if self.shape is None else ", ".join(str(d) for d in self.shape)
+        return f"{self.name}: {self.dtype}[{dims}]"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dtype": self.dtype.value,
+            "shape": None if self.shape is None else list(self.shape),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TensorSpec:
+        shape = data.get("shape")
+        return cls(str(data["name"]), DType(data["dtype"]), None if shape is None else tuple(shape))
+
+
+_DLPACK_HOST = (1, 3)  # kDLCPU, kDLCUDAHost: memory numpy can read
+
+
+def as_array(value: Any, spec: TensorSpec) -> np.ndarray[Any, Any]:
+    """Turn one feed into a numpy array without copying when the data already lives on the host.
+
+    Accepts numpy arrays, objects with ``__dlpack__`` (torch, cupy, jax…) or ``__array__``, and
+    plain Python scalars/lists (converted to the input's dtype, since they carry none of their own).
+    """
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "__dlpack__"):
+        device = _dlpack_device(value)
+        if device is not None and device[0] not in _DLPACK_HOST:
+            raise InputError(
+                f"input {spec.name!r} lives on a device (DLPack device type {device[0]}, id "
+                f"{device[1]}); this model takes host memory: move it to the CPU first "
+                "(torch: .cpu(), cupy: .get())",
+                spec.name,
+            )
+        try:
+            return np.from_dlpack(value)
+        except (BufferError, RuntimeError, TypeError) as exc:
+            if not hasattr(value, "__array__"):
+                raise InputError(
+                    f"input {spec.name!r}: cannot read this {type(value).__name__} through "
+                    f"DLPack ({exc}); pass a numpy array instead",
+                    spec.name,
+                ) from exc
+    if hasattr(value, "__array__"):
+        try:
+            return np.asarray(value)
+        except Exception as exc:
+            raise InputError(
+                f"input {spec.name!r}: cannot convert {type(value).__name__} to an array ({exc})",
+                spec.name,
+            ) from exc
+    if isinstance(value, (bool, int, float, complex, str, Sequence, np.generic)):
+        try:
+            return np.asarray(value, dtype=spec.dtype.numpy)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise InputError(
+                f"input {spec.name!r}: cannot convert {value!r:.80} to {spec.dtype} ({exc})",
+                spec.name,
+            ) from exc
+    raise InputError(
+        f"input {spec.name!r}: expected an array (numpy, DLPack or __array__ object), got "
+        f"{type(value).__name__}",
+        spec.name,
+    )
+
+
+def _dlpack_device(value: Any) -> tuple[int, int] | None:
+    try:
+        kind, index = value.__dlpack_device__()
+    except Exception:
+        return None
+    return int(kind), int(index)
+
+
+def random_feeds(
+    specs: Sequence[TensorSpec], shapes: Mapping[str, Any] | None = None, seed: int = 0
+) -> dict[str, np.ndarray[Any, Any]]:
+    """Random inputs of the right dtype and shape; symbolic dims take ``shapes``' opt size or 1.
+
+    Integers are drawn from 0..9 so that index-like inputs (token ids, positions) stay valid.
+    """
+    rng = np.random.default_rng(seed)
+    feeds: dict[str, np.ndarray[Any, Any]] = {}
+    for spec in specs:
+        bounds = (shapes or {}).get(spec.name)
+        if bounds is not None:
+            shape = tuple(bounds.opt)
+        elif spec.shape is None:
+            raise InputError(f"input {spec.name!r} has unknown rank; give its shape", spec.name)
+        else:
+            shape = tuple(d if isinstance(d, int) else 1 for d in spec.shape)
+        dtype = spec.dtype
+        if dtype is DType.BOOL:
+            feeds[spec.name] = rng.random(shape) < 0.5
+        elif dtype is DType.STRING:
+            feeds[spec.name] = np.full(shape, "unirun", dtype=object)
+        elif dtype.is_float or dtype.value.startswith("complex"):
+            feeds[spec.name] = rng.standard_normal(shape).astype(dtype.numpy)
+        else:
+            high = 10 if dtype.bits >= 8 else 2 ** (dtype.bits - 1)
+            feeds[spec.name] = rng.integers(0, high, shape).astype(dtype.numpy)
+    return feeds
