@@ -1,0 +1,94 @@
+"""A backend on ONNX's own reference evaluator: slow, but exact, and needs no engine.
+
+It is what the core's tests and the conformance kit use for golden outputs, and a way to check
+any backend (``unirun compare MODEL -b onnxruntime,reference``). It is never chosen by
+``backend="auto"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._version import __version__
+from .backend import API_VERSION, Capabilities, DeviceInfo, Probe, Target, ThreadSafety
+from .device import Device
+from .dtypes import DType
+from .errors import InferenceError, InvalidModelError, UnsupportedModelError
+from .source import fix_input_shapes, graph_inputs, graph_outputs
+
+if TYPE_CHECKING:
+    from .artifact import Artifact
+    from .source import OnnxModel
+
+PAYLOAD = "model.onnx"
+
+
+class ReferenceBackend:
+    name = "reference"
+    api_version = API_VERSION
+    plugin_version = __version__
+    options_model = None
+    capabilities = Capabilities(
+        device_kinds=("cpu",),
+        precisions=("fp32",),
+        dtypes=tuple(d for d in DType if d is not DType.STRING),
+        dynamic_shapes="free",
+        thread_safety=ThreadSafety.SERIAL,
+        artifact_format="onnx",
+        priority={},  # never picked automatically
+    )
+
+    def probe(self) -> Probe:
+        import onnx
+
+        return Probe(True, "", onnx.__version__)
+
+    def devices(self) -> list[DeviceInfo]:
+        return [DeviceInfo(Device("cpu"), "onnx.reference (numpy)")]
+
+    def compile(self, model: OnnxModel, target: Target) -> Artifact:
+        import onnx
+
+        proto = fix_input_shapes(model.proto, target.options.shapes)
+        if model.has_external_data and model.path is not None:
+            proto = onnx.load(str(model.path))  # inline the weights
+        _evaluator(proto)  # fail at compile time, not at load
+        onnx.save(proto, str(target.directory / PAYLOAD))
+        return target.finish(graph_inputs(proto), graph_outputs(proto))
+
+    def load(self, artifact: Artifact, device: Device) -> ReferenceExecutable:
+        import onnx
+
+        proto = onnx.load(str(artifact.path(PAYLOAD)))
+        return ReferenceExecutable(_evaluator(proto), proto)
+
+
+def _evaluator(proto: Any) -> Any:
+    from onnx.reference import ReferenceEvaluator
+
+    try:
+        return ReferenceEvaluator(proto)
+    except NotImplementedError as exc:
+        raise UnsupportedModelError(f"onnx.reference cannot run this model: {exc}") from exc
+    except Exception as exc:
+        raise InvalidModelError(f"onnx.reference rejected the model: {exc}") from exc
+
+
+class ReferenceExecutable:
+    def __init__(self, evaluator: Any, proto: Any) -> None:
+        self._evaluator = evaluator
+        self.inputs = graph_inputs(proto)
+        self.outputs = graph_outputs(proto)
+
+    def infer(self, feeds: Mapping[str, np.ndarray[Any, Any]]) -> Sequence[np.ndarray[Any, Any]]:
+        try:
+            results = self._evaluator.run(None, dict(feeds))
+        except Exception as exc:
+            raise InferenceError(f"onnx.reference failed: {type(exc).__name__}: {exc}") from exc
+        return [np.asarray(r) for r in results]
+
+    def close(self) -> None:
+        self._evaluator = None

@@ -1,0 +1,309 @@
+"""Backend discovery (entry points, read once, lazily) and backend/device selection."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from .backend import API_VERSION, Backend, Capabilities, DeviceInfo, Probe
+from .device import Device
+from .errors import (
+    BackendNotFoundError,
+    BackendUnavailableError,
+    DeviceError,
+    PluginIncompatibleError,
+    UnirunError,
+)
+
+__all__ = ["BackendInfo", "backends", "get_backend", "register_backend", "select"]
+
+log = logging.getLogger("unirun")
+
+GROUP = "unirun.backends"
+
+#: Plugins unirun knows how to install, so ``unirun backends`` can list them even when absent.
+KNOWN_PLUGINS: dict[str, str] = {
+    "onnxruntime": "pip install unirun-onnxruntime",
+    "openvino": "pip install unirun-openvino",
+    "coreml": "pip install unirun-coreml",
+    "tensorrt": "pip install 'unirun-tensorrt[tensorrt]'",
+}
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What ``unirun.backends()`` reports about one backend."""
+
+    name: str
+    available: bool
+    reason: str = ""
+    version: str | None = None  #: the engine's version
+    plugin_version: str | None = None
+    devices: tuple[DeviceInfo, ...] = ()
+    capabilities: Capabilities | None = None
+    install: str = ""  #: the command that installs or repairs it
+    installed: bool = True
+
+
+@dataclass
+class _Entry:
+    name: str
+    factory: Callable[[], Any]
+    dist: str | None = None
+    dist_version: str | None = None
+    backend: Backend | None = None
+    error: UnirunError | None = None
+    probe: Probe | None = None
+    devices: tuple[DeviceInfo, ...] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def install(self) -> str:
+        if self.dist:
+            return f"pip install -U {self.dist}"
+        return KNOWN_PLUGINS.get(self.name, "")
+
+
+_lock = threading.Lock()
+_entries: dict[str, _Entry] | None = None
+_registered: dict[str, _Entry] = {}
+
+
+def _all_entries() -> dict[str, _Entry]:
+    global _entries
+    with _lock:
+        if _entries is None:
+            found: dict[str, _Entry] = {}
+            for ep in entry_points(group=GROUP):
+                dist = getattr(ep, "dist", None)
+                if ep.name in found:
+                    log.warning("two plugins register backend %r; using the first", ep.name)
+                    continue
+                found[ep.name] = _Entry(
+                    ep.name, ep.load, dist.name if dist else None, dist.version if dist else None
+                )
+            _entries = found
+        return {**_entries, **_registered}
+
+
+def _reset() -> None:
+    """Forget discovered plugins (tests; after installing a plugin in a running process)."""
+    global _entries
+    with _lock:
+        _entries = None
+
+
+def register_backend(backend: Backend | Callable[[], Backend], *, replace: bool = False) -> None:
+    """Make an in-process backend available by its ``name`` (an instance or a factory)."""
+    instance = backend() if callable(backend) and not hasattr(backend, "probe") else backend
+    name = getattr(instance, "name", None)
+    if not isinstance(name, str) or not name:
+        raise PluginIncompatibleError("a backend needs a non-empty string attribute 'name'")
+    with _lock:
+        if not replace and name in _registered:
+            raise PluginIncompatibleError(
+                f"a backend named {name!r} is already registered; pass replace=True"
+            )
+        _registered[name] = _Entry(name, lambda: instance)
+
+
+def unregister_backend(name: str) -> None:
+    with _lock:
+        _registered.pop(name, None)
+
+
+def _materialise(entry: _Entry) -> Backend:
+    with entry.lock:
+        if entry.backend is not None:
+            return entry.backend
+        if entry.error is not None:
+            raise entry.error
+        try:
+            factory = entry.factory()
+            obj = factory() if isinstance(factory, type) or _is_factory(factory) else factory
+        except Exception as exc:
+            where = f" ({entry.dist} {entry.dist_version})" if entry.dist else ""
+            entry.error = PluginIncompatibleError(
+                f"backend plugin {entry.name!r}{where} failed to load: "
+                f"{type(exc).__name__}: {exc}. Reinstall it: "
+                f"{entry.install or 'pip install --force-reinstall <plugin>'}"
+            )
+            entry.error.__cause__ = exc
+            raise entry.error from exc
+        problem = _contract_problem(obj)
+        if problem:
+            entry.error = PluginIncompatibleError(f"backend plugin {entry.name!r} {problem}")
+            raise entry.error
+        version = obj.api_version
+        if version != API_VERSION:
+            fix = (
+                "upgrade unirun: pip install -U unirun"
+                if version > API_VERSION
+                else f"upgrade the plugin: {entry.install or 'pip install -U <plugin>'}"
+            )
+            entry.error = PluginIncompatibleError(
+                f"backend plugin {entry.name!r} implements contract API {version}, but this "
+                f"unirun speaks API {API_VERSION}; {fix}"
+            )
+            raise entry.error
+        backend: Backend = obj
+        entry.backend = backend
+        return backend
+
+
+def _is_factory(obj: Any) -> bool:
+    return callable(obj) and not hasattr(obj, "probe")
+
+
+def _contract_problem(obj: Any) -> str | None:
+    missing = [
+        a
+        for a in ("name", "api_version", "capabilities", "probe", "devices", "compile", "load")
+        if not hasattr(obj, a)
+    ]
+    if missing:
+        return f"does not implement the Backend contract (missing {', '.join(missing)})"
+    if not isinstance(obj.api_version, int):
+        return "declares a non-integer api_version"
+    return None
+
+
+def _probe(entry: _Entry, backend: Backend) -> Probe:
+    with entry.lock:
+        if entry.probe is None:
+            try:
+                entry.probe = backend.probe()
+            except Exception as exc:  # the contract says probe never raises; don't trust it
+                entry.probe = Probe(False, f"probe() raised {type(exc).__name__}: {exc}")
+        return entry.probe
+
+
+def _devices(entry: _Entry, backend: Backend) -> tuple[DeviceInfo, ...]:
+    with entry.lock:
+        if entry.devices is None:
+            try:
+                entry.devices = tuple(backend.devices())
+            except Exception as exc:
+                log.warning("backend %r failed to list devices: %s", entry.name, exc)
+                entry.devices = ()
+        return entry.devices
+
+
+def get_backend(name: str) -> Backend:
+    """The available backend called ``name``, or a typed error saying why it cannot be used."""
+    entries = _all_entries()
+    entry = entries.get(name)
+    if entry is None:
+        known = sorted(set(entries) | set(KNOWN_PLUGINS))
+        hint = f" Install it: {KNOWN_PLUGINS[name]}." if name in KNOWN_PLUGINS else ""
+        raise BackendNotFoundError(
+            f"no backend named {name!r} is installed.{hint} Known backends: {', '.join(known)}"
+        )
+    backend = _materialise(entry)
+    probe = _probe(entry, backend)
+    if not probe.available:
+        raise BackendUnavailableError(f"backend {name!r} cannot run here: {probe.reason}")
+    return backend
+
+
+def describe(name: str) -> tuple[Probe, tuple[DeviceInfo, ...], str | None]:
+    """Probe result, devices and plugin version of an available backend."""
+    entry = _all_entries()[name]
+    backend = _materialise(entry)
+    return _probe(entry, backend), _devices(entry, backend), entry.dist_version
+
+
+def backends() -> list[BackendInfo]:
+    """Every backend unirun can see, with availability, reason, versions and devices."""
+    infos: list[BackendInfo] = []
+    entries = _all_entries()
+    for name, entry in entries.items():
+        try:
+            backend = _materialise(entry)
+        except UnirunError as exc:
+            infos.append(
+                BackendInfo(
+                    name, False, str(exc), plugin_version=entry.dist_version, install=entry.install
+                )
+            )
+            continue
+        probe = _probe(entry, backend)
+        devices = _devices(entry, backend) if probe.available else ()
+        infos.append(
+            BackendInfo(
+                name,
+                probe.available,
+                probe.reason,
+                probe.version,
+                entry.dist_version,
+                devices,
+                backend.capabilities,
+                entry.install,
+            )
+        )
+    for name, command in KNOWN_PLUGINS.items():
+        if name not in entries:
+            infos.append(
+                BackendInfo(name, False, "not installed", install=command, installed=False)
+            )
+    return infos
+
+
+def pick_device(name: str, backend: Backend, request: Device) -> DeviceInfo:
+    """The first device of ``backend`` that satisfies ``request``."""
+    entry = _all_entries()[name]
+    if request.kind == "auto" and "auto" in backend.capabilities.device_kinds:
+        return DeviceInfo(request, "chosen by the engine")
+    available = _devices(entry, backend)
+    for info in available:
+        if request.matches(info.device):
+            return info
+    have = ", ".join(str(i.device) for i in available) or "none"
+    if request.kind not in backend.capabilities.device_kinds:
+        raise DeviceError(
+            f"backend {name!r} does not support device kind {request.kind!r}; it supports "
+            f"{', '.join(backend.capabilities.device_kinds)} (available here: {have})"
+        )
+    raise DeviceError(f"device {request} is not available to backend {name!r}; available: {have}")
+
+
+def select(name: str, device: Device) -> tuple[str, Backend, DeviceInfo]:
+    """Resolve ``backend="auto"`` (then ``$UNIRUN_BACKEND``) and ``device="auto"``."""
+    if name == "auto":
+        name = os.environ.get("UNIRUN_BACKEND", "").strip() or "auto"
+    if name != "auto":
+        backend = get_backend(name)
+        return name, backend, pick_device(name, backend, device)
+    best: tuple[int, str, Backend, DeviceInfo] | None = None
+    seen: list[str] = []
+    for entry_name, entry in _all_entries().items():
+        try:
+            backend = get_backend(entry_name)
+        except UnirunError:
+            continue
+        for info in _devices(entry, backend):
+            seen.append(f"{entry_name}: {info.device}")
+            score = backend.capabilities.priority.get(info.device.kind)
+            if score is None or not device.matches(info.device):
+                continue
+            if best is None or score > best[0]:
+                best = (score, entry_name, backend, info)
+    if best is None:
+        if not seen:
+            raise BackendNotFoundError(
+                "no usable backend is installed; install the default one: "
+                f"{KNOWN_PLUGINS['onnxruntime']} (see `unirun backends`)"
+            )
+        raise DeviceError(
+            f"no installed backend can run on device {device}; available: {', '.join(seen)}"
+        )
+    return best[1], best[2], best[3]
+
+
+def available_names() -> Sequence[str]:
+    return [info.name for info in backends() if info.available]

@@ -1,0 +1,438 @@
+"""The public functions: load, compile, predict, and the measured ``backend="fastest"``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from . import _registry
+from .artifact import MANIFEST_NAME, Artifact
+from .backend import Backend, DeviceInfo, Target
+from .cache import CacheStatus, CompileCache, build_key
+from .device import Device
+from .errors import (
+    ArtifactError,
+    BackendNotFoundError,
+    CompileError,
+    OptionsError,
+    UnirunError,
+)
+from .model import Model
+from .options import CompileOptions, options_error
+from .source import OnnxModel, check_shapes
+from .tensor import random_feeds
+
+__all__ = ["compile", "load", "predict"]
+
+log = logging.getLogger("unirun")
+
+Source = Any  # str | os.PathLike | bytes | onnx.ModelProto | Artifact
+
+
+def load(
+    source: Source,
+    backend: str = "auto",
+    device: str | Device = "auto",
+    precision: str = "fp32",
+    shapes: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | BaseModel | None = None,
+    *,
+    threads: int | None = None,
+    optimization_level: int | None = None,
+    cache: bool | str | os.PathLike[str] = True,
+) -> Model:
+    """Compile ``source`` for a backend and device (through the cache) and load it.
+
+    ``source`` is a path to an ``.onnx`` file, its bytes, an ``onnx.ModelProto``, or a saved
+    artifact directory (whose manifest then fixes backend, device and options). ``cache`` may be
+    False (build in a temporary directory) or a directory to use instead of the default cache.
+    """
+    artifact = _as_artifact(source)
+    if artifact is not None:
+        return _load_artifact(artifact, backend, Device.parse(device), "artifact")
+    if backend == "fastest":
+        return _fastest(
+            source,
+            Device.parse(device),
+            precision,
+            shapes,
+            options,
+            threads,
+            optimization_level,
+            cache,
+        )
+    build = _Build(source, backend, device, precision, shapes, options, threads, optimization_level)
+    artifact, status = build.run(cache)
+    return _open(build.name, build.backend, build.device.device, artifact, status)
+
+
+def compile(
+    source: Source,
+    backend: str = "auto",
+    device: str | Device = "auto",
+    precision: str = "fp32",
+    shapes: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | BaseModel | None = None,
+    *,
+    threads: int | None = None,
+    optimization_level: int | None = None,
+    cache: bool | str | os.PathLike[str] = True,
+) -> Artifact:
+    """Compile ``source`` into an :class:`Artifact` (call ``.save(path)`` to keep a copy)."""
+    build = _Build(source, backend, device, precision, shapes, options, threads, optimization_level)
+    return build.run(cache)[0]
+
+
+_predict_models: OrderedDict[tuple[Any, ...], Model] = OrderedDict()
+_predict_lock = threading.Lock()
+_PREDICT_KEEP = 4
+
+
+def predict(source: Source, inputs: Any, **load_args: Any) -> dict[str, np.ndarray[Any, Any]]:
+    """Load (once) and run: later calls with the same model and arguments reuse the loaded
+    model. Keeps the last few models loaded; takes the keyword arguments of :func:`load`."""
+    key = (_source_key(source), tuple(sorted((k, repr(v)) for k, v in load_args.items())))
+    with _predict_lock:
+        model = _predict_models.get(key)
+        if model is not None and not model.closed:
+            _predict_models.move_to_end(key)
+    if model is None or model.closed:
+        model = load(source, **load_args)
+        with _predict_lock:
+            _predict_models[key] = model
+            while len(_predict_models) > _PREDICT_KEEP:
+                _predict_models.popitem(last=False)[1].close()
+    return model.infer(inputs)
+
+
+def _source_key(source: Source) -> tuple[Any, ...]:
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source).resolve()
+        try:
+            stat = (path / MANIFEST_NAME if path.is_dir() else path).stat()
+        except OSError:
+            return ("path", str(path))
+        return ("path", str(path), stat.st_mtime_ns, stat.st_size)
+    if isinstance(source, Artifact):
+        return ("artifact", str(source.directory))
+    return ("model", OnnxModel.from_source(source).sha256)
+
+
+# -- compile -----------------------------------------------------------------------------------
+
+
+class _Build:
+    """One resolved compile request: model read, backend and device chosen, options checked."""
+
+    def __init__(
+        self,
+        source: Source,
+        backend: str,
+        device: str | Device,
+        precision: str,
+        shapes: Mapping[str, Any] | None,
+        options: Mapping[str, Any] | BaseModel | None,
+        threads: int | None,
+        optimization_level: int | None,
+    ) -> None:
+        self.model = OnnxModel.from_source(source)
+        self.name, self.backend, self.device = _registry.select(backend, Device.parse(device))
+        self.options, self.plugin_options = _options(
+            self.name, self.backend, precision, shapes, options, threads, optimization_level
+        )
+        check_shapes(self.model.inputs, self.options.shapes)
+        _check_dynamic(self.name, self.backend, self.model, self.options)
+        probe, _, plugin_version = _registry.describe(self.name)
+        self.stamp = {
+            "backend": self.name,
+            "plugin_version": plugin_version or getattr(self.backend, "plugin_version", "unknown"),
+            "api_version": self.backend.api_version,
+            "runtime_version": probe.version,
+            "device_identity": self.device.identity,
+            "source_sha256": self.model.sha256,
+        }
+
+    def run(self, cache: bool | str | os.PathLike[str]) -> tuple[Artifact, CacheStatus]:
+        if cache is False:
+            staging = Path(tempfile.mkdtemp(prefix="unirun-build-"))
+            try:
+                artifact = self._compile(staging, None)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            weakref.finalize(artifact, shutil.rmtree, staging, True)
+            return artifact, "off"
+        store = CompileCache(None if cache is True else Path(cache))
+        key = build_key(
+            {
+                **self.stamp,
+                "device": str(self.device.device),
+                "options": self.options.model_dump(mode="json"),
+            }
+        )
+        return store.get_or_build(key, lambda staging: self._compile(staging, store))
+
+    def _compile(self, staging: Path, store: CompileCache | None) -> Artifact:
+        engine_dir = store.engine_dir(self.name) if store else staging / ".engine-cache"
+        target = Target(
+            self.device.device, self.options, self.plugin_options, staging, engine_dir, self.stamp
+        )
+        started = time.perf_counter()
+        try:
+            artifact = self.backend.compile(self.model, target)
+        except UnirunError:
+            raise
+        except Exception as exc:
+            raise CompileError(
+                f"backend {self.name!r} failed to compile the model: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not isinstance(artifact, Artifact):
+            raise CompileError(
+                f"backend {self.name!r} returned {type(artifact).__name__} from "
+                "compile(), not an Artifact; this is a plugin bug"
+            )
+        log.info(
+            "compiled with %s for %s in %.2fs",
+            self.name,
+            self.device.device,
+            time.perf_counter() - started,
+        )
+        return artifact
+
+
+def _options(
+    name: str,
+    backend: Backend,
+    precision: str,
+    shapes: Mapping[str, Any] | None,
+    options: Mapping[str, Any] | BaseModel | None,
+    threads: int | None,
+    optimization_level: int | None,
+) -> tuple[CompileOptions, BaseModel | None]:
+    model_cls: type[BaseModel] | None = getattr(backend, "options_model", None)
+    plugin: BaseModel | None = None
+    if isinstance(options, BaseModel):
+        if model_cls is not None and not isinstance(options, model_cls):
+            raise OptionsError(
+                f"backend {name!r} takes {model_cls.__name__} options, not {type(options).__name__}"
+            )
+        plugin = options
+    elif model_cls is not None:
+        try:
+            plugin = model_cls.model_validate(dict(options or {}))
+        except ValidationError as exc:
+            raise options_error(exc, f"options for backend {name!r}") from None
+    elif options:
+        raise OptionsError(f"backend {name!r} takes no options; got {', '.join(options)}")
+    try:
+        compile_options = CompileOptions(
+            precision=precision,  # type: ignore[arg-type]
+            shapes=shapes or {},  # type: ignore[arg-type]
+            threads=threads,
+            optimization_level=optimization_level,
+            backend_options=plugin.model_dump(mode="json") if plugin is not None else {},
+        )
+    except ValidationError as exc:
+        raise options_error(exc, "compile options") from None
+    if compile_options.precision not in backend.capabilities.precisions:
+        raise OptionsError(
+            f"backend {name!r} does not support precision {compile_options.precision!r}; it "
+            f"supports {', '.join(backend.capabilities.precisions)}"
+        )
+    return compile_options, plugin
+
+
+def _check_dynamic(name: str, backend: Backend, model: OnnxModel, options: CompileOptions) -> None:
+    mode = backend.capabilities.dynamic_shapes
+    if mode == "free":
+        return
+    needs = []
+    for spec in model.inputs:
+        bounds = options.shapes.get(spec.name)
+        dynamic = spec.shape is None or any(isinstance(d, str) for d in spec.shape)
+        if dynamic and (bounds is None or (mode == "static" and not bounds.is_fixed)):
+            needs.append(str(spec))
+    if needs:
+        what = "a fixed shape" if mode == "static" else "shapes bounds (min, opt, max)"
+        raise OptionsError(
+            f"backend {name!r} needs {what} for every dynamic input; give shapes= for: "
+            f"{'; '.join(needs)}"
+        )
+
+
+# -- load --------------------------------------------------------------------------------------
+
+
+def _as_artifact(source: Source) -> Artifact | None:
+    if isinstance(source, Artifact):
+        source.verify()
+        return source
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        return Artifact.open(source)
+    return None
+
+
+def _load_artifact(artifact: Artifact, backend: str, device: Device, status: CacheStatus) -> Model:
+    manifest = artifact.manifest
+    if backend not in ("auto", manifest.backend):
+        raise ArtifactError(
+            f"the artifact was built for backend {manifest.backend!r}, not {backend!r}; "
+            "compile the ONNX model for that backend instead",
+            field="backend",
+        )
+    be = _registry.get_backend(manifest.backend)
+    probe, devices, _ = _registry.describe(manifest.backend)
+    if manifest.api_version != be.api_version:
+        raise ArtifactError(
+            f"the artifact was built through plugin API {manifest.api_version}; the installed "
+            f"{manifest.backend} plugin speaks {be.api_version}: recompile it",
+            field="api_version",
+        )
+    if be.capabilities.pins_runtime_version and manifest.runtime_version != probe.version:
+        raise ArtifactError(
+            f"the artifact was built with {manifest.backend} {manifest.runtime_version}, but "
+            f"{probe.version} is installed; recompile it (field runtime_version)",
+            field="runtime_version",
+        )
+    built_on = Device.parse(manifest.device)
+    info = _artifact_device(
+        manifest.backend, be, built_on, device, devices, manifest.device_identity
+    )
+    return _open(manifest.backend, be, info.device, artifact, status)
+
+
+def _artifact_device(
+    name: str,
+    backend: Backend,
+    built_on: Device,
+    request: Device,
+    devices: tuple[DeviceInfo, ...],
+    identity: str,
+) -> DeviceInfo:
+    if request.kind not in ("auto", built_on.kind):
+        raise ArtifactError(
+            f"the artifact was built for device {built_on}, not {request}; compile the ONNX "
+            "model for that device instead",
+            field="device",
+        )
+    want = Device(built_on.kind, request.index if request.index is not None else built_on.index)
+    if built_on.kind == "auto":
+        return DeviceInfo(built_on)
+    for info in devices:
+        if want.matches(info.device):
+            if identity and info.identity and info.identity != identity:
+                raise ArtifactError(
+                    f"the artifact was built for {identity!r}, but {info.device} here is "
+                    f"{info.identity!r} (field device_identity); recompile it on this machine",
+                    field="device_identity",
+                )
+            return info
+    have = ", ".join(str(i.device) for i in devices) or "none"
+    raise ArtifactError(
+        f"the artifact needs device {want} of backend {name!r}, which is not available here "
+        f"(available: {have})",
+        field="device",
+    )
+
+
+def _open(
+    name: str, backend: Backend, device: Device, artifact: Artifact, status: CacheStatus
+) -> Model:
+    try:
+        executable = backend.load(artifact, device)
+    except UnirunError:
+        raise
+    except Exception as exc:
+        raise ArtifactError(
+            f"backend {name!r} failed to load the artifact at {artifact.directory}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    return Model(
+        backend=name,
+        device=device,
+        executable=executable,
+        capabilities=backend.capabilities,
+        artifact=artifact,
+        cache_status=status,
+    )
+
+
+# -- backend="fastest" --------------------------------------------------------------------------
+
+_fastest_choice: dict[tuple[str, str, str], str] = {}
+
+
+def _fastest(
+    source: Source,
+    device: Device,
+    precision: str,
+    shapes: Mapping[str, Any] | None,
+    options: Mapping[str, Any] | BaseModel | None,
+    threads: int | None,
+    optimization_level: int | None,
+    cache: bool | str | os.PathLike[str],
+) -> Model:
+    """Compile on every available backend that can use ``device``, time each, keep the fastest."""
+    model = OnnxModel.from_source(source)
+    key = (model.sha256, str(device), repr((precision, shapes, threads, optimization_level)))
+    names = [_fastest_choice[key]] if key in _fastest_choice else _registry.available_names()
+    timings: dict[str, float] = {}
+    best: Model | None = None
+    for name in names:
+        try:
+            build = _Build(
+                model, name, device, precision, shapes, options, threads, optimization_level
+            )
+            artifact, status = build.run(cache)
+            candidate = _open(name, build.backend, build.device.device, artifact, status)
+        except UnirunError as exc:
+            log.info("fastest: skipping %s: %s", name, exc)
+            continue
+        if len(names) == 1:
+            return candidate
+        feeds = random_feeds(candidate.inputs, candidate.options.shapes)
+        timings[name] = _median_latency(candidate, feeds)
+        if best is None or timings[name] < timings[best.backend]:
+            if best is not None:
+                best.close()
+            best = candidate
+        else:
+            candidate.close()
+    if best is None:
+        raise BackendNotFoundError(
+            f"no available backend could compile this model for device {device}"
+        )
+    log.info(
+        "fastest: %s",
+        ", ".join(
+            f"{n} {t * 1e3:.2f} ms" for n, t in sorted(timings.items(), key=lambda kv: kv[1])
+        ),
+    )
+    _fastest_choice[key] = best.backend
+    return best
+
+
+def _median_latency(
+    model: Model, feeds: dict[str, np.ndarray[Any, Any]], budget: float = 1.0
+) -> float:
+    model.infer(feeds)  # warm-up: first runs allocate and tune
+    samples: list[float] = []
+    deadline = time.perf_counter() + budget
+    while len(samples) < 5 or (time.perf_counter() < deadline and len(samples) < 50):
+        start = time.perf_counter()
+        model.infer(feeds)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
