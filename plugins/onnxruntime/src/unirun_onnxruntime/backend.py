@@ -1,0 +1,278 @@
+"""The ONNX Runtime backend: sessions on the CPU or, with onnxruntime-gpu, on CUDA."""
+
+from __future__ import annotations
+
+import functools
+import platform
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from unirun.backend import (
+    API_VERSION,
+    Capabilities,
+    DeviceInfo,
+    Probe,
+    Target,
+    ThreadSafety,
+)
+from unirun.device import Device
+from unirun.dtypes import DType
+from unirun.errors import DeviceError, InferenceError, ModelClosedError
+from unirun.source import fix_input_shapes
+from unirun.tensor import Dim, TensorSpec
+
+from ._dtypes import FROM_ORT
+from ._errors import map_error
+from .options import OnnxRuntimeOptions
+
+if TYPE_CHECKING:
+    from unirun.artifact import Artifact
+    from unirun.source import OnnxModel
+
+Array = np.ndarray[Any, Any]
+
+PAYLOAD = "model.onnx"
+_WEIGHTS = "model.weights"
+_CUDA = "CUDAExecutionProvider"
+# unirun level -> ONNX Runtime GraphOptimizationLevel member name
+_LEVELS = ("ORT_DISABLE_ALL", "ORT_ENABLE_BASIC", "ORT_ENABLE_EXTENDED", "ORT_ENABLE_ALL")
+
+
+@functools.cache
+def _ort() -> Any:
+    import onnxruntime
+
+    return onnxruntime
+
+
+class OnnxRuntimeBackend:
+    """unirun's default backend. Runs everywhere onnxruntime installs."""
+
+    name = "onnxruntime"
+    api_version = API_VERSION
+    options_model = OnnxRuntimeOptions
+    capabilities = Capabilities(
+        device_kinds=("cpu", "cuda", "gpu"),
+        precisions=("fp32",),
+        dtypes=(
+            DType.FLOAT32,
+            DType.FLOAT16,
+            DType.FLOAT64,
+            DType.INT8,
+            DType.INT16,
+            DType.INT32,
+            DType.INT64,
+            DType.UINT8,
+            DType.UINT16,
+            DType.UINT32,
+            DType.UINT64,
+            DType.BOOL,
+            DType.STRING,
+        ),
+        dynamic_shapes="free",
+        thread_safety=ThreadSafety.CONCURRENT,
+        artifact_format="onnx",
+        pins_runtime_version=False,
+        priority={"cpu": 50, "cuda": 60, "gpu": 60},
+    )
+
+    def probe(self) -> Probe:
+        try:
+            ort = _ort()
+        except Exception as exc:  # ImportError, or a broken native library
+            return Probe(
+                False,
+                f"onnxruntime cannot be imported ({exc}); install it: pip install onnxruntime",
+            )
+        return Probe(True, "", ort.__version__)
+
+    def devices(self) -> list[DeviceInfo]:
+        ort = _ort()
+        found = []
+        if _CUDA in ort.get_available_providers():
+            found.extend(_cuda_devices(ort))
+        found.append(DeviceInfo(Device("cpu"), _cpu_name()))
+        return found
+
+    # -- compile -------------------------------------------------------------------------------
+
+    def compile(self, model: OnnxModel, target: Target) -> Artifact:
+        """Write ONNX Runtime's offline-optimised graph as the payload.
+
+        The graph is optimised no further than EXTENDED (BASIC for CUDA) so that the saved file
+        holds no layout tied to this CPU; the remaining passes run again, quickly, at load.
+        """
+        ort = _ort()
+        options = _plugin_options(target.options.backend_options)
+        so = ort.SessionOptions()
+        requested = target.options.optimization_level
+        ceiling = 1 if target.device.kind != "cpu" else 2
+        level = ceiling if requested is None else min(requested, ceiling)
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[level])
+        so.optimized_model_filepath = str(target.directory / PAYLOAD)
+        so.log_severity_level = 3
+        if model.has_external_data:
+            so.add_session_config_entry(
+                "session.optimized_model_external_initializers_file_name", _WEIGHTS
+            )
+            so.add_session_config_entry(
+                "session.optimized_model_external_initializers_min_size_in_bytes", "1024"
+            )
+        source: bytes | str
+        if model.has_external_data and model.path is not None:
+            # External weights resolve relative to the file, so hand ONNX Runtime the path; the
+            # fixed shapes are then only enforced by unirun's feed checks, not baked in.
+            source = str(model.path)
+        else:
+            proto = fix_input_shapes(model.proto, target.options.shapes)
+            source = model.data if proto is model.proto else proto.SerializeToString()
+        session = _session(ort, source, so, target.device, options, "compile")
+        inputs = [_spec(arg) for arg in session.get_inputs()]
+        outputs = [_spec(arg) for arg in session.get_outputs()]
+        del session
+        return target.finish(inputs, outputs, {"providers": _providers(target.device, options)[0]})
+
+    # -- load ----------------------------------------------------------------------------------
+
+    def load(self, artifact: Artifact, device: Device) -> OrtExecutable:
+        ort = _ort()
+        compile_options = artifact.manifest.options
+        options = _plugin_options(compile_options.backend_options)
+        so = ort.SessionOptions()
+        level = compile_options.optimization_level
+        so.graph_optimization_level = getattr(
+            ort.GraphOptimizationLevel, _LEVELS[3 if level is None else level]
+        )
+        so.log_severity_level = 3
+        if compile_options.threads is not None:
+            so.intra_op_num_threads = compile_options.threads
+        if options.inter_op_threads is not None:
+            so.inter_op_num_threads = options.inter_op_threads
+        if options.execution_mode is not None:
+            so.execution_mode = getattr(ort.ExecutionMode, f"ORT_{options.execution_mode.upper()}")
+        if options.allow_spinning is not None:
+            so.add_session_config_entry(
+                "session.intra_op.allow_spinning", "1" if options.allow_spinning else "0"
+            )
+        session = _session(ort, str(artifact.path(PAYLOAD)), so, device, options, "load")
+        return OrtExecutable(session)
+
+
+class OrtExecutable:
+    """An ONNX Runtime session. ``InferenceSession.run`` is safe to call from many threads."""
+
+    def __init__(self, session: Any) -> None:
+        self._session: Any = session
+        self._run = session.run
+        self.inputs = [_spec(arg) for arg in session.get_inputs()]
+        self.outputs = [_spec(arg) for arg in session.get_outputs()]
+        self.providers: list[str] = session.get_providers()
+
+    def infer(self, feeds: Mapping[str, Array]) -> Sequence[Array]:
+        try:
+            return self._run(None, feeds)  # type: ignore[no-any-return]
+        except Exception as exc:
+            if self._session is None:
+                raise ModelClosedError("the ONNX Runtime session was closed") from exc
+            raise map_error(exc, "run") from exc
+
+    def close(self) -> None:
+        # Running calls hold their own reference to the session; dropping ours is enough.
+        self._session = None
+        self._run = _closed
+
+
+def _closed(*_: Any) -> Any:
+    raise ModelClosedError("the ONNX Runtime session was closed")
+
+
+def _plugin_options(data: Mapping[str, Any]) -> OnnxRuntimeOptions:
+    return OnnxRuntimeOptions.model_validate(dict(data))
+
+
+def _providers(
+    device: Device, options: OnnxRuntimeOptions
+) -> tuple[list[str], list[dict[str, Any]]]:
+    if device.kind == "cpu":
+        return ["CPUExecutionProvider"], [{}]
+    provider_options = {"device_id": device.ordinal, **options.provider_options}
+    if options.allow_cpu_fallback:
+        return [_CUDA, "CPUExecutionProvider"], [provider_options, {}]
+    return [_CUDA], [provider_options]
+
+
+def _session(
+    ort: Any, source: bytes | str, so: Any, device: Device, options: OnnxRuntimeOptions, stage: str
+) -> Any:
+    providers, provider_options = _providers(device, options)
+    if device.kind != "cpu":
+        if _CUDA not in ort.get_available_providers():
+            raise DeviceError(
+                f"device {device} needs ONNX Runtime's CUDA provider, which this onnxruntime "
+                f"build lacks (it has {', '.join(ort.get_available_providers())}); install "
+                "onnxruntime-gpu instead of onnxruntime"
+            )
+        if not options.allow_cpu_fallback:
+            # ONNX Runtime otherwise moves unsupported nodes, or the whole model, to the CPU
+            # and only warns: a request for CUDA must run on CUDA or fail.
+            so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    for key, value in options.session_config.items():
+        so.add_session_config_entry(key, value)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ORT warns instead of raising; we check below
+            session = ort.InferenceSession(
+                source, sess_options=so, providers=providers, provider_options=provider_options
+            )
+    except Exception as exc:
+        raise map_error(exc, stage) from exc
+    active = session.get_providers()
+    if device.kind != "cpu" and (not active or active[0] != _CUDA):
+        raise DeviceError(
+            f"ONNX Runtime did not place the model on {device} (active "
+            f"providers: {', '.join(active)})"
+        )
+    return session
+
+
+def _spec(arg: Any) -> TensorSpec:
+    dtype = FROM_ORT.get(arg.type)
+    if dtype is None:
+        raise InferenceError(
+            f"ONNX Runtime reports type {arg.type} for {arg.name!r}, "
+            "which unirun does not handle (sequences and maps are not tensors)"
+        )
+    shape = arg.shape
+    dims: tuple[Dim, ...] | None = None
+    if shape is not None:
+        dims = tuple(d if isinstance(d, int) else (d or "?") for d in shape)
+    return TensorSpec(arg.name, dtype, dims)
+
+
+def _cuda_devices(ort: Any) -> list[DeviceInfo]:
+    """CUDA devices, from ONNX Runtime's device discovery where it reports them (1.22+)."""
+    devices: list[DeviceInfo] = []
+    try:
+        for ep_device in ort.get_ep_devices():
+            if ep_device.ep_name == _CUDA:
+                hw = ep_device.device
+                index = len(devices)
+                name = hw.metadata.get("Description", f"{hw.vendor} GPU") if hw.metadata else "GPU"
+                devices.append(DeviceInfo(Device("cuda", index), name, f"{name} {hw.device_id:#x}"))
+    except Exception:
+        pass
+    return devices or [DeviceInfo(Device("cuda", 0), "CUDA device 0", "cuda")]
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
