@@ -119,7 +119,15 @@ class Model:
             raise InferenceError(
                 f"backend {self.backend!r} failed while running: {type(exc).__name__}: {exc}"
             ) from exc
-        return dict(zip(self._output_names, results, strict=True))
+        names = self._output_names
+        if len(results) != len(names):
+            raise InferenceError(
+                f"backend {self.backend!r} returned {len(results)} outputs for {len(names)} "
+                "declared ones; this is a plugin bug"
+            )
+        if len(names) == 1:
+            return {names[0]: results[0]}
+        return dict(zip(names, results, strict=False))  # lengths checked above
 
     __call__ = infer
 
@@ -221,7 +229,7 @@ class Model:
 
     def _feeds(self, inputs: Any) -> dict[str, Array]:
         slots = self._slots
-        if isinstance(inputs, Mapping):
+        if type(inputs) is dict or isinstance(inputs, Mapping):
             feeds: dict[str, Array] = {}
             for slot in slots:
                 try:
@@ -250,7 +258,7 @@ class Model:
 
     def _check(self, slot: _Slot, value: Any) -> Array:
         array = value if type(value) is np.ndarray else as_array(value, slot.spec)
-        if array.dtype != slot.dtype:
+        if array.dtype is not slot.dtype and array.dtype != slot.dtype:
             raise self._mismatch(slot, array, f"dtype {array.dtype}")
         shape = array.shape
         if slot.static is not None:
