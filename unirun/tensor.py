@@ -77,6 +77,9 @@ def as_array(value: Any, spec: TensorSpec) -> np.ndarray[Any, Any]:
         try:
             return np.from_dlpack(value)
         except (BufferError, RuntimeError, TypeError) as exc:
+            bf16 = _torch_bfloat16(value)
+            if bf16 is not None:
+                return bf16
             if not hasattr(value, "__array__"):
                 raise InputError(
                     f"input {spec.name!r}: cannot read this {type(value).__name__} through "
@@ -104,6 +107,19 @@ def as_array(value: Any, spec: TensorSpec) -> np.ndarray[Any, Any]:
         f"{type(value).__name__}",
         spec.name,
     )
+
+
+def _torch_bfloat16(value: Any) -> np.ndarray[Any, Any] | None:
+    """numpy cannot import bfloat16 through DLPack; reinterpret a torch tensor's bits instead."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(value, torch.Tensor) or value.dtype != torch.bfloat16:
+        return None
+    import ml_dtypes
+
+    bits: np.ndarray[Any, Any] = np.from_dlpack(value.detach().view(torch.int16))
+    return bits.view(ml_dtypes.bfloat16)
 
 
 def _dlpack_device(value: Any) -> tuple[int, int] | None:
