@@ -119,7 +119,8 @@ def _torch_bfloat16(value: Any) -> np.ndarray[Any, Any] | None:
     import ml_dtypes
 
     bits: np.ndarray[Any, Any] = np.from_dlpack(value.detach().view(torch.int16))
-    return bits.view(ml_dtypes.bfloat16)
+    result: np.ndarray[Any, Any] = bits.view(np.dtype(ml_dtypes.bfloat16))
+    return result
 
 
 def _dlpack_device(value: Any) -> tuple[int, int] | None:
