@@ -32,6 +32,9 @@ Rules every plugin follows:
   serialises or pools accordingly (see :class:`ThreadSafety`). ``close()`` may be called while
   calls on other threads are still running: keep engine objects alive until they return
   (holding references in the running call is enough) and make a second ``close()`` a no-op.
+* **Optional methods.** A backend may also implement :class:`SupportsOpCheck`
+  (``unsupported_ops(model, device)``: the nodes it cannot run, without compiling), which
+  ``unirun inspect`` shows; the core never requires it and checks for it with ``isinstance``.
 * **No side channels.** Plugins read their configuration from ``target`` only, never from
   environment variables, and write only inside ``target.directory`` and ``target.cache_dir``.
 """
@@ -66,6 +69,7 @@ __all__ = [
     "Executable",
     "Probe",
     "SupportsContexts",
+    "SupportsOpCheck",
     "Target",
     "ThreadSafety",
 ]
@@ -201,6 +205,24 @@ class SupportsContexts(Protocol):
     and runs every request on one of them, never two requests on the same one at once."""
 
     def create_context(self) -> Context: ...
+
+
+@runtime_checkable
+class SupportsOpCheck(Protocol):
+    """Optional: a backend that can tell, without compiling, which nodes it cannot run.
+
+    ``unirun inspect`` asks every backend that has this method; for the others it shows
+    "unknown". Answer from the engine's own operator/kernel registry, for ``device`` (one of
+    ``devices()``, or its kind alone), taking the model's opset imports and, where known, the
+    element types into account. Return ``(node_name, op_type)`` pairs, in graph order, for the
+    nodes the engine would refuse; an empty list means "no problem known", not a guarantee that
+    ``compile`` succeeds; ``None`` means "cannot tell for this device". Must be cheap (no
+    compile) and must not raise for a readable model.
+    """
+
+    def unsupported_ops(
+        self, model: OnnxModel, device: Device
+    ) -> Sequence[tuple[str, str]] | None: ...
 
 
 @runtime_checkable

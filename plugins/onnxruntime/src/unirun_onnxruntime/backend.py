@@ -26,6 +26,7 @@ from unirun.tensor import Dim, TensorSpec
 
 from ._dtypes import FROM_ORT
 from ._errors import map_error
+from ._ops import unsupported_ops
 from .options import OnnxRuntimeOptions
 
 if TYPE_CHECKING:
@@ -96,6 +97,15 @@ class OnnxRuntimeBackend:
             found.extend(_cuda_devices(ort))
         found.append(DeviceInfo(Device("cpu"), _cpu_name()))
         return found
+
+    def unsupported_ops(self, model: OnnxModel, device: Device) -> list[tuple[str, str]] | None:
+        """Nodes without a kernel on ``device``'s execution provider, from ONNX Runtime's kernel
+        registry (:class:`unirun.backend.SupportsOpCheck`); None if this build lacks it."""
+        ort = _ort()
+        provider = "CPUExecutionProvider" if device.kind == "cpu" else _CUDA
+        if provider not in ort.get_available_providers():
+            return None
+        return unsupported_ops(model.proto, provider)
 
     # -- compile -------------------------------------------------------------------------------
 
