@@ -275,3 +275,8 @@ def compile_calls() -> Any:
     unirun.register_backend(Counting(), replace=True)
     yield calls
     unirun.unregister_backend("reference")
+
+
+def test_compile_options_cannot_change_an_artifact(saved: Path) -> None:
+    with pytest.raises(OptionsError, match=r"precision, threads cannot change a compiled artifact"):
+        unirun.load(saved, precision="fp16", threads=2)

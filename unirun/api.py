@@ -62,6 +62,18 @@ def load(
     """
     artifact = _as_artifact(source)
     if artifact is not None:
+        given = {
+            "precision": precision != "fp32",
+            "shapes": bool(shapes),
+            "options": bool(options),
+            "threads": threads is not None,
+            "optimization_level": optimization_level is not None,
+        }
+        if any(given.values()):
+            raise OptionsError(
+                f"{', '.join(k for k, v in given.items() if v)} cannot change a compiled artifact "
+                "(its manifest fixes them); compile the ONNX model with these options instead"
+            )
         return _load_artifact(artifact, backend, Device.parse(device), "artifact")
     if backend == "fastest":
         return _fastest(
