@@ -194,3 +194,89 @@ def multi_io() -> Any:
         [_init("zero", np.zeros((), np.float32))],
     )
     return _model(graph)
+
+
+def transformer_block(
+    dim: int = 32, heads: int = 4, hidden: int = 64, batch: int | str = "batch", seed: int = 3
+) -> Any:
+    """One pre-norm encoder block: ``x`` float32 [batch, seq, dim] → ``y`` [batch, seq, dim].
+
+    LayerNormalization, Q/K/V MatMuls, multi-head attention (Reshape/Transpose, scaled Q·Kᵀ,
+    Softmax), an output projection followed by an inference-mode Dropout (engines remove it, and
+    some rename tensors around it), residual Adds, and an MLP with an exact (Erf) GELU.
+    """
+    from onnx import TensorProto, helper
+
+    if dim % heads:
+        raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+    rng = np.random.default_rng(seed)
+    f32 = np.float32
+    head = dim // heads
+
+    def weight(name: str, *shape: int) -> Any:
+        return _init(name, (rng.standard_normal(shape) / np.sqrt(shape[0])).astype(f32))
+
+    inits = [
+        _init("ln1_scale", rng.uniform(0.8, 1.2, dim).astype(f32)),
+        _init("ln1_bias", (rng.standard_normal(dim) * 0.1).astype(f32)),
+        _init("ln2_scale", rng.uniform(0.8, 1.2, dim).astype(f32)),
+        _init("ln2_bias", (rng.standard_normal(dim) * 0.1).astype(f32)),
+        weight("wq", dim, dim),
+        weight("wk", dim, dim),
+        weight("wv", dim, dim),
+        weight("wo", dim, dim),
+        _init("bo", (rng.standard_normal(dim) * 0.1).astype(f32)),
+        weight("w_ff1", dim, hidden),
+        _init("b_ff1", (rng.standard_normal(hidden) * 0.1).astype(f32)),
+        weight("w_ff2", hidden, dim),
+        _init("b_ff2", (rng.standard_normal(dim) * 0.1).astype(f32)),
+        _init("split_heads", np.array([0, 0, heads, head], np.int64)),
+        _init("merge_heads", np.array([0, 0, dim], np.int64)),
+        _init("inv_sqrt_head", np.array(1.0 / np.sqrt(head), f32)),
+        _init("inv_sqrt2", np.array(1.0 / np.sqrt(2.0), f32)),
+        _init("half", np.array(0.5, f32)),
+        _init("one", np.array(1.0, f32)),
+    ]
+    node = helper.make_node
+    nodes = [
+        node("LayerNormalization", ["x", "ln1_scale", "ln1_bias"], ["h"], axis=-1, name="ln1"),
+        node("MatMul", ["h", "wq"], ["q"], name="q_proj"),
+        node("MatMul", ["h", "wk"], ["k"], name="k_proj"),
+        node("MatMul", ["h", "wv"], ["v"], name="v_proj"),
+    ]
+    for t in ("q", "k", "v"):  # [b, s, dim] -> [b, heads, s, head]
+        nodes.append(node("Reshape", [t, "split_heads"], [f"{t}4"], name=f"{t}_split"))
+        perm = [0, 2, 3, 1] if t == "k" else [0, 2, 1, 3]  # k goes straight to its transpose
+        nodes.append(node("Transpose", [f"{t}4"], [f"{t}h"], perm=perm, name=f"{t}_heads"))
+    nodes += [
+        node("MatMul", ["qh", "kh"], ["scores"], name="qk"),
+        node("Mul", ["scores", "inv_sqrt_head"], ["scaled"], name="scale"),
+        node("Softmax", ["scaled"], ["probs"], axis=-1, name="softmax"),
+        node("MatMul", ["probs", "vh"], ["ctx"], name="attend"),
+        node("Transpose", ["ctx"], ["ctx_t"], perm=[0, 2, 1, 3], name="ctx_back"),
+        node("Reshape", ["ctx_t", "merge_heads"], ["merged"], name="merge"),
+        node("MatMul", ["merged", "wo"], ["o0"], name="o_proj"),
+        node("Add", ["o0", "bo"], ["o1"], name="o_bias"),
+        node("Dropout", ["o1"], ["attn_out"], name="dropout"),
+        node("Add", ["x", "attn_out"], ["r1"], name="residual1"),
+        node("LayerNormalization", ["r1", "ln2_scale", "ln2_bias"], ["h2"], axis=-1, name="ln2"),
+        node("MatMul", ["h2", "w_ff1"], ["f0"], name="ff1"),
+        node("Add", ["f0", "b_ff1"], ["f1"], name="ff1_bias"),
+        # exact GELU: 0.5 * x * (1 + erf(x / sqrt 2))
+        node("Mul", ["f1", "inv_sqrt2"], ["g0"], name="gelu_scale"),
+        node("Erf", ["g0"], ["g1"], name="gelu_erf"),
+        node("Add", ["g1", "one"], ["g2"], name="gelu_add"),
+        node("Mul", ["f1", "g2"], ["g3"], name="gelu_mul"),
+        node("Mul", ["g3", "half"], ["g4"], name="gelu_half"),
+        node("MatMul", ["g4", "w_ff2"], ["f2"], name="ff2"),
+        node("Add", ["f2", "b_ff2"], ["f3"], name="ff2_bias"),
+        node("Add", ["r1", "f3"], ["y"], name="residual2"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "transformer_block",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, "seq", dim])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, "seq", dim])],
+        inits,
+    )
+    return _model(graph)
