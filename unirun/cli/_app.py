@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from .._version import __version__
+from ..device import Device
 from ..errors import UnirunError
 
 app = typer.Typer(
@@ -31,13 +36,24 @@ EXIT_ERROR = 1  # unirun refused or failed: bad model, unknown backend, bad inpu
 EXIT_USAGE = 2  # the command line itself is wrong (Click's own code)
 EXIT_CHECK_FAILED = 3  # a check ran and failed: `compare` over tolerance, `doctor` problems
 
+PRECISIONS = ("fp32", "fp16", "bf16")
+
 _state: dict[str, bool] = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"unirun {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what unirun does."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     _state["debug"] = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
@@ -45,8 +61,47 @@ def _root(
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    """Print ``message`` as one error line; return the ``Exit`` for the caller to raise."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
+
+
+def write_json(data: Any) -> None:
+    """Machine-readable output: plain JSON on stdout, never wrapped or coloured."""
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+@contextmanager
+def spinner(message: str) -> Iterator[None]:
+    """A transient spinner on stderr while something slow (a compile) runs; silent when piped."""
+    with err_console.status(message, spinner="dots"):
+        yield
+
+
+# -- option values ----------------------------------------------------------------------------
+
+
+def check_device(value: str) -> str:
+    try:
+        Device.parse(value)
+    except UnirunError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def check_precision(value: str) -> str:
+    if value not in PRECISIONS:
+        raise typer.BadParameter(f"{value!r}: choose one of {', '.join(PRECISIONS)}")
+    return value
+
+
+def split_names(value: str, param: str = "--backends") -> list[str]:
+    """``"a,b"`` → ``["a", "b"]`` (no empty or repeated names)."""
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if len(set(names)) != len(names):
+        raise typer.BadParameter(f"{value!r} names a backend twice", param_hint=param)
+    return names
 
 
 def parse_shapes(values: Sequence[str]) -> dict[str, Any]:
@@ -68,10 +123,42 @@ def parse_shapes(values: Sequence[str]) -> dict[str, Any]:
     return shapes
 
 
+def parse_options(values: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` backend options; VALUE is read as JSON (``4``, ``true``, ``{"a": 1}``) and
+    otherwise kept as a string."""
+    options: dict[str, Any] = {}
+    for value in values:
+        key, sep, raw = value.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{value!r}: write KEY=VALUE", param_hint="--option")
+        try:
+            options[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key] = raw
+    return options
+
+
+def human_bytes(size: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+# -- entry point ------------------------------------------------------------------------------
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point: run the app, turning unirun errors into one clear line."""
+    _state["debug"] = False
     try:
-        app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        # Outside standalone mode a command's ``typer.Exit(code)`` comes back as the return value.
+        result = app(
+            args=list(argv) if argv is not None else None,
+            prog_name="unirun",
+            standalone_mode=False,
+        )
     except UnirunError as exc:
         if _state["debug"]:
             raise
@@ -79,20 +166,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
-    except typer.Abort:
-        err_console.print("aborted")
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("interrupted")
         return 130
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
+    except typer.TyperException as exc:  # click's usage errors (typer vendors click)
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            fail(exc.format_message(), EXIT_USAGE)
+        return int(getattr(exc, "exit_code", EXIT_USAGE))
+    except Exception as exc:
         if _state["debug"]:
             raise
         fail(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return EXIT_ERROR
-    return EXIT_OK
+    return result if isinstance(result, int) else EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

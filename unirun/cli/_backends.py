@@ -2,51 +2,63 @@
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from .. import _registry
-from ._app import app, console
+from ..backend import API_VERSION
+from ._app import app, console, write_json
+
+
+def describe(info: _registry.BackendInfo) -> dict[str, Any]:
+    """One backend as JSON data (shared by ``backends --json`` and ``doctor --json``)."""
+    caps = info.capabilities
+    return {
+        "name": info.name,
+        "available": info.available,
+        "installed": info.installed,
+        "reason": info.reason,
+        "version": info.version,
+        "plugin_version": info.plugin_version,
+        "api_version": API_VERSION if caps is not None else None,
+        "devices": [
+            {"device": str(d.device), "description": d.description, "identity": d.identity}
+            for d in info.devices
+        ],
+        "device_kinds": list(caps.device_kinds) if caps else [],
+        "precisions": list(caps.precisions) if caps else [],
+        "install": info.install,
+    }
 
 
 @app.command()
 def backends(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """List backends: availability, engine and plugin versions, devices, or why unavailable."""
+    """List backends: availability, engine and plugin versions, devices, or why unavailable.
+
+    A plugin that loads has passed the contract API check; one that does not is listed with
+    the reason and the command that installs or repairs it.
+    """
     infos = _registry.backends()
     if as_json:
-        data = [
-            {
-                "name": i.name,
-                "available": i.available,
-                "installed": i.installed,
-                "reason": i.reason,
-                "version": i.version,
-                "plugin_version": i.plugin_version,
-                "devices": [
-                    {"device": str(d.device), "description": d.description} for d in i.devices
-                ],
-                "install": i.install,
-            }
-            for i in infos
-        ]
-        console.print_json(json.dumps(data))
+        write_json([describe(i) for i in infos])
         return
     table = Table(title="unirun backends", title_justify="left")
-    table.add_column("backend", style="bold")
-    table.add_column("status")
+    table.add_column("backend", style="bold", no_wrap=True)
+    table.add_column("status", no_wrap=True)
     table.add_column("engine")
     table.add_column("plugin")
+    table.add_column("api")
     table.add_column("devices / reason", overflow="fold")
     for info in infos:
         if info.available:
             status = "[green]available[/]"
             detail = ", ".join(
-                f"{d.device}" + (f" ({d.description})" if d.description else "")
+                escape(f"{d.device}" + (f" ({d.description})" if d.description else ""))
                 for d in info.devices
             )
         else:
@@ -54,5 +66,8 @@ def backends(
             detail = escape(info.reason) if info.installed else ""
             if info.install:
                 detail += ("; " if detail else "") + f"install: [cyan]{escape(info.install)}[/]"
-        table.add_row(info.name, status, info.version or "-", info.plugin_version or "-", detail)
+        api = str(API_VERSION) if info.capabilities is not None else "-"
+        table.add_row(
+            info.name, status, info.version or "-", info.plugin_version or "-", api, detail
+        )
     console.print(table)
