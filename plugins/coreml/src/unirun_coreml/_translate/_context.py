@@ -1,0 +1,45 @@
+"""The translation environment: ONNX value name → numpy constant | MIL Var."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._mil import Value, is_const
+from ._node import Node
+
+
+class Context:
+    def __init__(self, target: Any) -> None:
+        self.target = target  # a coremltools AvailableTarget
+        self.env: dict[str, Value] = {}
+
+    def input(self, node: Node, index: int) -> Value | None:
+        names = node.inputs
+        if index >= len(names) or not names[index]:
+            return None
+        try:
+            return self.env[names[index]]
+        except KeyError:
+            raise node.error(f"input {names[index]!r} is produced by no earlier node") from None
+
+    def required(self, node: Node, index: int) -> Value:
+        value = self.input(node, index)
+        if value is None:
+            raise node.error(f"input #{index} is required")
+        return value
+
+    def const(self, node: Node, index: int, what: str = "") -> np.ndarray | None:
+        """An input that must be known at conversion time (None when the input is absent)."""
+        value = self.input(node, index)
+        if value is None or is_const(value):
+            return value
+        label = what or f"input #{index}"
+        raise node.error(
+            f"{label} must be a constant (an initializer or computable from them); "
+            "Core ML needs it at conversion time"
+        )
+
+    def inputs(self, node: Node) -> list[Value | None]:
+        return [self.input(node, i) for i in range(len(node.inputs))]
