@@ -11,6 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..api import load
+from ..dtypes import DType
+from ..errors import UnirunError
 from ..model import Model
 from ._app import (
     EXIT_CHECK_FAILED,
@@ -37,6 +39,16 @@ TOLERANCES: dict[str, tuple[float, float]] = {
 Array = np.ndarray[Any, Any]
 
 
+def _numeric_float(dtype: np.dtype[Any]) -> bool:
+    """Floats and complex numbers, the narrow ``ml_dtypes`` floats (kind ``V``) included."""
+    if dtype.kind in "fc":
+        return True
+    try:
+        return DType.from_numpy(dtype).is_float
+    except (UnirunError, ValueError, TypeError):
+        return False
+
+
 def compare_arrays(got: Array, want: Array, rtol: float, atol: float) -> dict[str, Any]:
     """How far ``got`` is from ``want``: pass if every element has ``|got - want| <= atol +
     rtol * |want|`` (NaN matches NaN, equal infinities match); non-float outputs must be equal.
@@ -46,12 +58,12 @@ def compare_arrays(got: Array, want: Array, rtol: float, atol: float) -> dict[st
         return {**result, "ok": False, "mismatched": int(want.size), "problem": "shape"}
     if want.size == 0:
         return {**result, "ok": got.dtype == want.dtype, "mismatched": 0}
-    if want.dtype.kind in "fc" or got.dtype.kind in "fc":
+    if _numeric_float(want.dtype) or _numeric_float(got.dtype):
         a, b = got.astype(np.complex128), want.astype(np.complex128)
-        diff = np.abs(a - b)
         nan_a, nan_b = np.isnan(a), np.isnan(b)
         same = (nan_a & nan_b) | (np.isinf(a) & (a == b))
-        diff = np.where(same, 0.0, np.where(nan_a | nan_b, np.inf, diff))
+        with np.errstate(invalid="ignore"):  # inf - inf: handled by ``same``
+            diff = np.where(same, 0.0, np.where(nan_a | nan_b, np.inf, np.abs(a - b)))
         scale = np.abs(b)
         bad = ~(diff <= atol + rtol * np.where(same, 0.0, scale))
         big = (scale >= atol) & ~same
