@@ -1,0 +1,103 @@
+"""A compiled OpenVINO model and its infer requests (one per concurrently running call)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from unirun.errors import ModelClosedError
+from unirun.tensor import TensorSpec
+
+from ._errors import map_error
+
+Array = np.ndarray[Any, Any]
+
+
+class OpenVINOContext:
+    """One ``InferRequest``. OpenVINO raises "Infer Request is busy" if a request is entered
+    from two threads at once, so the core gives each running call its own context."""
+
+    def __init__(self, compiled: Any, tensor: Any, inputs: Sequence[str], outputs: int) -> None:
+        self._request: Any = compiled.create_infer_request()
+        self._tensor = tensor
+        self._inputs = tuple(enumerate(inputs))
+        self._outputs = tuple(range(outputs))
+
+    def infer(self, feeds: Mapping[str, Array]) -> Sequence[Array]:
+        request = self._request  # this reference keeps the request alive through close()
+        if request is None:
+            raise ModelClosedError("the OpenVINO model was closed")
+        tensor, set_input = self._tensor, request.set_input_tensor
+        try:
+            for index, name in self._inputs:
+                array = feeds[name]
+                # Shares the caller's memory (no copy). ov.Tensor refuses read-only arrays in
+                # shared mode; those are copied. The request keeps a raw pointer to the array
+                # but no reference, and every call sets every input before running.
+                set_input(index, tensor(array, shared_memory=array.flags.writeable))
+            request.infer()
+            get_output = request.get_output_tensor
+            # Copy out: the request's output buffers are reused by its next run.
+            return [get_output(index).data.copy() for index in self._outputs]
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise map_error(exc, "run", inputs=[name for _, name in self._inputs]) from exc
+
+    def close(self) -> None:
+        self._request = None
+
+
+class OpenVINOExecutable:
+    """A compiled model. ``loaded_from`` says whether it came from the artifact's exported blob
+    (``"blob"``) or was recompiled from its IR (``"ir"``); ``inference_precision`` is the
+    precision OpenVINO reports it runs in (``"f32"``, ``"bf16"``…)."""
+
+    def __init__(
+        self,
+        compiled: Any,
+        tensor: Any,
+        inputs: list[TensorSpec],
+        outputs: list[TensorSpec],
+        loaded_from: str,
+    ) -> None:
+        self._compiled: Any = compiled
+        self._tensor = tensor
+        self.inputs = inputs
+        self.outputs = outputs
+        self.loaded_from = loaded_from
+        self.inference_precision = precision_of(compiled)
+        self._lock = threading.Lock()
+        self._own: OpenVINOContext | None = None
+
+    def create_context(self) -> OpenVINOContext:
+        compiled = self._compiled
+        if compiled is None:
+            raise ModelClosedError("the OpenVINO model was closed")
+        try:
+            return OpenVINOContext(
+                compiled, self._tensor, [s.name for s in self.inputs], len(self.outputs)
+            )
+        except RuntimeError as exc:
+            raise map_error(exc, "run") from exc
+
+    def infer(self, feeds: Mapping[str, Array]) -> Sequence[Array]:
+        """Serialised on one request; the core runs concurrent calls on contexts instead."""
+        with self._lock:
+            if self._own is None:
+                self._own = self.create_context()
+            return self._own.infer(feeds)
+
+    def close(self) -> None:
+        self._compiled = None
+        own, self._own = self._own, None
+        if own is not None:
+            own.close()
+
+
+def precision_of(compiled: Any) -> str:
+    try:
+        return str(compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
+    except Exception:  # AUTO and some devices do not report it
+        return "unknown"

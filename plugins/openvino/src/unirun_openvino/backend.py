@@ -1,0 +1,204 @@
+"""The OpenVINO backend: ONNX read and compiled by OpenVINO for CPU, Intel GPU, NPU or AUTO.
+
+An artifact holds the compiled model exported by OpenVINO (``model.blob``: fast to import, but
+bound to the OpenVINO version and the hardware that built it) and the OpenVINO IR it was
+compiled from (``model.xml``/``model.bin``, full-precision weights). ``load`` imports the blob
+and, when the blob cannot be used here, recompiles the IR and logs why.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from unirun.backend import API_VERSION, Capabilities, DeviceInfo, Probe, Target, ThreadSafety
+from unirun.device import Device
+from unirun.errors import ArtifactError, CompileError
+
+from . import _devices, _engine, _ports
+from ._dtypes import FROM_OV
+from ._errors import map_error, message
+from ._executable import OpenVINOExecutable, precision_of
+from .options import OpenVINOOptions, parse, properties, snippets_off
+
+if TYPE_CHECKING:
+    from unirun.artifact import Artifact
+    from unirun.source import OnnxModel
+
+log = logging.getLogger("unirun.openvino")
+
+BLOB = "model.blob"
+IR = "model.xml"
+_SNIPPETS_OFF: _engine.CpuSettings = (("SNIPPETS_MODE", "DISABLE"),)
+
+
+class OpenVINOBackend:
+    """Intel's inference engine: CPU (x86 and ARM), Intel GPUs and NPUs."""
+
+    name = "openvino"
+    api_version = API_VERSION
+    options_model = OpenVINOOptions
+    capabilities = Capabilities(
+        device_kinds=("cpu", "gpu", "npu", "auto"),
+        precisions=("fp32", "fp16", "bf16"),
+        dtypes=tuple(FROM_OV.values()),
+        dynamic_shapes="free",
+        thread_safety=ThreadSafety.CONTEXTS,
+        artifact_format="openvino-blob",
+        # Not pinned: load() recompiles the IR when the blob is from another OpenVINO.
+        pins_runtime_version=False,
+        # ONNX Runtime stays the CPU default; OpenVINO is the engine for Intel GPUs and NPUs.
+        priority={"cpu": 40, "gpu": 55, "npu": 60},
+    )
+
+    def probe(self) -> Probe:
+        try:
+            version = str(_engine.ov().__version__)
+            _engine.core()
+        except Exception as exc:  # ImportError, or a native library that fails to load
+            return Probe(
+                False, f"openvino cannot be imported ({exc}); install it: pip install openvino"
+            )
+        return Probe(True, "", version)
+
+    def devices(self) -> list[DeviceInfo]:
+        return _devices.describe(_engine.core())
+
+    # -- compile -------------------------------------------------------------------------------
+
+    def compile(self, model: OnnxModel, target: Target) -> Artifact:
+        ov = _engine.ov()
+        options = parse(target.options.backend_options)
+        device = _devices.ov_name(_engine.core(), target.device)
+        ov_model = _engine.read(model)
+        onnx_inputs, onnx_outputs = model.inputs, model.outputs
+        _check_counts(ov_model, onnx_inputs, onnx_outputs, CompileError)
+        if target.options.shapes:
+            bounds = _ports.bounded_shapes(ov, ov_model.inputs, onnx_inputs, target.options.shapes)
+            try:
+                ov_model.reshape(bounds)
+            except RuntimeError as exc:
+                raise map_error(exc, "reshape") from exc
+        # Refuse what unirun cannot exchange (string, bf16 ports) before OpenVINO compiles it.
+        _ports.to_specs(ov_model.inputs, onnx_inputs)
+        _ports.to_specs(ov_model.outputs, onnx_outputs)
+        dynamic = any(port.get_partial_shape().is_dynamic for port in ov_model.inputs)
+        props = properties(target.options, options, device, dynamic)
+        cpu = _SNIPPETS_OFF if device == "AUTO" and snippets_off(options, dynamic) else ()
+        engine = _engine.core(cpu)
+        # The IR is the recompile source: exact weights (save_model compresses to fp16 by default).
+        ov.save_model(ov_model, str(target.directory / IR), compress_to_fp16=False)
+        cache = {}
+        if _use_engine_cache(target, options):
+            sub = target.cache_dir / f"ov-{_engine.cache_key(props, dict(cpu))}"
+            cache = {"CACHE_DIR": str(sub)}
+        compiled = _engine.compile_model(engine, ov_model, device, {**props, **cache})
+        blob = _engine.export(compiled, device)
+        if (
+            blob is not None
+            and _engine.loaded_from_cache(compiled)
+            and not _engine.imports(engine, blob, device, props)
+        ):
+            # OpenVINO 2026.4 exports a blob it cannot import again from a model it loaded from
+            # CACHE_DIR (the family of openvinotoolkit/openvino#33054). Build it afresh.
+            log.info("the blob exported from OpenVINO's cache does not import; compiling anew")
+            compiled = _engine.compile_model(engine, ov_model, device, props)
+            blob = _engine.export(compiled, device)
+        if blob is not None:
+            (target.directory / BLOB).write_bytes(blob)
+        precision = precision_of(compiled)
+        if precision not in ("unknown", props["INFERENCE_PRECISION_HINT"]):
+            log.info(
+                "OpenVINO runs this %s build in %s on %s (the device's choice)",
+                target.options.precision,
+                precision,
+                device,
+            )
+        return target.finish(
+            _ports.to_specs(compiled.inputs, onnx_inputs),
+            _ports.to_specs(compiled.outputs, onnx_outputs),
+            {
+                "ov_device": device,
+                "device_name": "" if device == "AUTO" else _devices.full_name(engine, device),
+                "blob": BLOB if blob is not None else None,
+                "ir": IR,
+                "properties": props,
+                "cpu_core_properties": dict(cpu),
+                "inference_precision": precision,
+                "execution_devices": _engine.execution_devices(compiled),
+            },
+        )
+
+    # -- load ----------------------------------------------------------------------------------
+
+    def load(self, artifact: Artifact, device: Device) -> OpenVINOExecutable:
+        extra = artifact.manifest.extra
+        ov_device = _devices.ov_name(_engine.core(), device)
+        if not isinstance(extra.get("properties"), dict):
+            raise ArtifactError(
+                "the artifact's manifest lacks the OpenVINO properties it was compiled with; "
+                "recompile it with this plugin",
+                field="extra",
+            )
+        props: dict[str, Any] = dict(extra["properties"])
+        engine = _engine.core(tuple(sorted(extra.get("cpu_core_properties", {}).items())))
+        compiled, reason = None, _import_obstacle(artifact, engine, ov_device)
+        if reason is None:
+            try:
+                blob = artifact.path(str(extra["blob"])).read_bytes()
+                compiled = engine.import_model(blob, ov_device, props)
+            except RuntimeError as exc:
+                reason = f"OpenVINO cannot import the artifact's compiled blob ({message(exc)})"
+        if compiled is None:
+            if reason:
+                log.warning("%s; recompiling the artifact's OpenVINO IR for %s", reason, ov_device)
+            try:
+                ov_model = engine.read_model(str(artifact.path(str(extra.get("ir", IR)))))
+            except RuntimeError as exc:
+                raise ArtifactError(
+                    f"the artifact's OpenVINO IR cannot be read: {message(exc)}", field="files"
+                ) from exc
+            compiled = _engine.compile_model(engine, ov_model, ov_device, props)
+        inputs, outputs = artifact.inputs, artifact.outputs
+        _check_counts(compiled, inputs, outputs, ArtifactError)
+        return OpenVINOExecutable(
+            compiled,
+            _engine.ov().Tensor,
+            _ports.to_specs(compiled.inputs, inputs),
+            _ports.to_specs(compiled.outputs, outputs),
+            "blob" if reason is None else "ir",
+        )
+
+
+def _check_counts(model: Any, inputs: Any, outputs: Any, error: type[Exception]) -> None:
+    for problem in (
+        _ports.check_count(model.inputs, inputs, "inputs"),
+        _ports.check_count(model.outputs, outputs, "outputs"),
+    ):
+        if problem:
+            raise error(f"{problem}; unirun cannot tell which port is which")
+
+
+def _use_engine_cache(target: Target, options: OpenVINOOptions) -> bool:
+    # Without a unirun cache (cache=False) the core puts cache_dir inside the build directory:
+    # OpenVINO's cache would then serve no later build and its file would join the payload.
+    return options.engine_cache and not target.cache_dir.is_relative_to(target.directory)
+
+
+def _import_obstacle(artifact: Artifact, engine: Any, ov_device: str) -> str | None:
+    """Why the blob is not worth trying here, or None to import it. An artifact without a blob
+    (AUTO cannot export) gives "": load compiles its IR without a warning."""
+    manifest, extra = artifact.manifest, artifact.manifest.extra
+    if not extra.get("blob"):
+        return ""
+    current = str(_engine.ov().__version__)
+    if manifest.runtime_version != current:
+        return (
+            f"the compiled blob comes from OpenVINO {manifest.runtime_version}, but "
+            f"{current} is installed"
+        )
+    built_for = str(extra.get("device_name") or "")
+    here = _devices.full_name(engine, ov_device)
+    if built_for and built_for != here:
+        return f"the compiled blob was built for {built_for!r}, but {ov_device} here is {here!r}"
+    return None

@@ -1,0 +1,102 @@
+"""Options only OpenVINO understands (the shared ones live in ``unirun.CompileOptions``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from unirun.options import CompileOptions
+
+from ._dtypes import PRECISION_HINT
+
+
+class OpenVINOOptions(BaseModel):
+    """OpenVINO compile properties. ``None`` keeps OpenVINO's default.
+
+    Shared options map as follows: ``precision`` → ``INFERENCE_PRECISION_HINT`` (always set, so
+    ``"fp32"`` is exact fp32 even on CPUs where OpenVINO would pick bf16 by itself), ``threads``
+    → ``INFERENCE_NUM_THREADS``, ``shapes`` → bounded input shapes. ``optimization_level`` has
+    no OpenVINO counterpart and is ignored.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    performance_hint: Literal["latency", "throughput", "cumulative_throughput"] = Field(
+        default="latency",
+        description="PERFORMANCE_HINT: 'latency' (one request as fast as possible; unirun's "
+        "default) or 'throughput' (several streams, for many requests in flight, e.g. "
+        "Model.map); 'cumulative_throughput' spreads requests over every device of AUTO.",
+    )
+    num_streams: Annotated[int, Field(ge=1)] | Literal["auto"] | None = Field(
+        default=None,
+        description="NUM_STREAMS: how many requests the device executes in parallel; "
+        "overrides what the performance hint chose.",
+    )
+    num_requests: int | None = Field(
+        default=None,
+        ge=1,
+        description="PERFORMANCE_HINT_NUM_REQUESTS: cap on the parallel requests the "
+        "throughput hint plans for.",
+    )
+    execution_mode: Literal["performance", "accuracy"] | None = Field(
+        default=None,
+        description="EXECUTION_MODE_HINT. The precision hint unirun sets from `precision` "
+        "takes precedence for the compute precision.",
+    )
+    cpu_pinning: bool | None = Field(
+        default=None, description="ENABLE_CPU_PINNING: pin inference threads to CPU cores."
+    )
+    snippets: bool | None = Field(
+        default=None,
+        description="CPU snippets (OpenVINO's JIT-fused subgraphs, attention among them). None: "
+        "on, except for models with dynamic input dimensions, where OpenVINO 2026.4 can reuse "
+        "an attention kernel built for sequence length 1 for longer sequences and return wrong "
+        "values (see the README); True: always on (OpenVINO's default); False: always off.",
+    )
+    engine_cache: bool = Field(
+        default=True,
+        description="Let OpenVINO keep its own compiled-model cache (CACHE_DIR) inside the "
+        "unirun cache directory.",
+    )
+    properties: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Raw OpenVINO properties passed to compile_model/import_model last, e.g. "
+        "{'ENABLE_HYPER_THREADING': False}; they override everything above.",
+    )
+
+
+def parse(data: Mapping[str, Any]) -> OpenVINOOptions:
+    return OpenVINOOptions.model_validate(dict(data))
+
+
+def snippets_off(options: OpenVINOOptions, dynamic: bool) -> bool:
+    return options.snippets is False or (options.snippets is None and dynamic)
+
+
+def properties(
+    shared: CompileOptions, options: OpenVINOOptions, device: str, dynamic: bool
+) -> dict[str, Any]:
+    """The OpenVINO properties a build with these options compiles and imports with.
+
+    ``dynamic``: the model has dynamic input dimensions after ``shapes`` were applied."""
+    props: dict[str, Any] = {
+        "PERFORMANCE_HINT": options.performance_hint.upper(),
+        # Always explicit: the CPU plugin silently defaults to bf16 where the CPU has it.
+        "INFERENCE_PRECISION_HINT": PRECISION_HINT[shared.precision],
+    }
+    if shared.threads is not None:
+        props["INFERENCE_NUM_THREADS"] = shared.threads
+    if options.num_streams is not None:
+        props["NUM_STREAMS"] = str(options.num_streams).upper()
+    if options.num_requests is not None:
+        props["PERFORMANCE_HINT_NUM_REQUESTS"] = options.num_requests
+    if options.execution_mode is not None:
+        props["EXECUTION_MODE_HINT"] = options.execution_mode.upper()
+    if options.cpu_pinning is not None:
+        props["ENABLE_CPU_PINNING"] = options.cpu_pinning
+    if device == "CPU" and snippets_off(options, dynamic):
+        props["SNIPPETS_MODE"] = "DISABLE"
+    props.update(options.properties)
+    return props
