@@ -91,6 +91,11 @@ def _materialize(program: Any, main: Any, shapes: dict[str, tuple[int, ...]]) ->
         materialize_symbolic_shape_program,
     )
 
+    for op in main.operations:
+        if op.op_type == "const" and isinstance(op.outputs[0].val, np.bool_):
+            # The rebuild runs value_inference on constant sub-graphs; coremltools' reduce
+            # ops pass a numpy bool as keepdims there, which numpy 2 rejects.
+            op.outputs[0]._sym_val.val = bool(op.outputs[0].val)
     graph_pass = materialize_symbolic_shape_program()
     graph_pass.function_name_to_materialization_map = {
         "materialized": {name: tuple(int(d) for d in shape) for name, shape in shapes.items()}
