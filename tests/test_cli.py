@@ -334,6 +334,33 @@ def test_compare_fails_with_exit_3_when_outputs_disagree(tmp_path: Path) -> None
     ok("compare", path, "--rtol", "0", "--atol", "1")
 
 
+OPENVINO = next((b for b in unirun.backends() if b.name == "openvino" and b.available), None)
+OPENVINO_FP16 = bool(
+    OPENVINO and OPENVINO.capabilities and "fp16" in OPENVINO.capabilities.precisions
+)
+
+
+@pytest.mark.skipif(not OPENVINO_FP16, reason="needs the OpenVINO backend with fp16")
+def test_compare_tolerances_follow_the_precision() -> None:
+    # OpenVINO really computes in half precision here: within fp16 tolerances of the fp32
+    # reference, far outside fp32 ones.
+    args = ("compare", CNN, "-b", "openvino,reference", "-d", "cpu", "-p", "fp16", "--json")
+    report = json.loads(ok(*args))
+    assert report["ok"] and (report["rtol"], report["atol"]) == (1e-2, 1e-2)
+    assert report["results"][0]["max_abs"] > 1e-4  # not secretly fp32
+    strict = cli(*args, "--rtol", "1e-4", "--atol", "1e-5")
+    assert strict.returncode == 3 and json.loads(strict.stdout)["ok"] is False
+
+
+@pytest.mark.skipif(OPENVINO is None, reason="needs the OpenVINO backend")
+def test_doctor_openvino_gpu_fails_without_an_intel_gpu() -> None:
+    assert OPENVINO is not None
+    if any(d.device.kind == "gpu" for d in OPENVINO.devices):
+        pytest.skip("this machine has an OpenVINO GPU")
+    result = cli("doctor", "-b", "openvino", "-d", "gpu")
+    assert result.returncode == 3 and "no gpu device is available to openvino" in result.stdout
+
+
 def test_compare_refuses_a_precision_the_backend_lacks() -> None:
     result = cli("compare", CNN, "-b", "onnxruntime,reference", "-p", "fp16")
     one_line_error(result, 1, "does not support precision 'fp16'")

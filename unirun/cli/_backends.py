@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.box import SIMPLE_HEAD
 from rich.markup import escape
 from rich.table import Table
 
@@ -47,27 +48,32 @@ def backends(
     if as_json:
         write_json([describe(i) for i in infos])
         return
-    table = Table(title="unirun backends", title_justify="left")
+    wide = console.width >= 120  # device descriptions and build strings are long
+    table = Table(title="unirun backends", title_justify="left", box=SIMPLE_HEAD)
     table.add_column("backend", style="bold", no_wrap=True)
     table.add_column("status", no_wrap=True)
-    table.add_column("engine")
+    table.add_column("engine", no_wrap=True, overflow="ellipsis", max_width=None if wide else 12)
     table.add_column("plugin")
     table.add_column("api")
     table.add_column("devices / reason", overflow="fold")
+    fixes: list[str] = []
     for info in infos:
         if info.available:
             status = "[green]available[/]"
             detail = ", ".join(
-                escape(f"{d.device}" + (f" ({d.description})" if d.description else ""))
+                escape(f"{d.device}" + (f" ({d.description})" if d.description and wide else ""))
                 for d in info.devices
             )
         else:
             status = "[yellow]not installed[/]" if not info.installed else "[red]unavailable[/]"
             detail = escape(info.reason) if info.installed else ""
             if info.install:
-                detail += ("; " if detail else "") + f"install: [cyan]{escape(info.install)}[/]"
+                verb = "install" if not info.installed else "repair"
+                fixes.append(f"{verb} {info.name}: [cyan]{escape(info.install)}[/]")
         api = str(API_VERSION) if info.capabilities is not None else "-"
         table.add_row(
             info.name, status, info.version or "-", info.plugin_version or "-", api, detail
         )
     console.print(table)
+    for line in fixes:
+        console.print(line, soft_wrap=True)
