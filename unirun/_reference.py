@@ -16,7 +16,7 @@ from ._version import __version__
 from .backend import API_VERSION, Capabilities, DeviceInfo, Probe, Target, ThreadSafety
 from .device import Device
 from .dtypes import DType
-from .errors import InferenceError, InvalidModelError, UnsupportedModelError
+from .errors import InferenceError, InvalidModelError, ModelClosedError, UnsupportedModelError
 from .source import fix_input_shapes, graph_inputs, graph_outputs
 
 if TYPE_CHECKING:
@@ -84,8 +84,11 @@ class ReferenceExecutable:
         self.outputs = graph_outputs(proto)
 
     def infer(self, feeds: Mapping[str, np.ndarray[Any, Any]]) -> Sequence[np.ndarray[Any, Any]]:
+        evaluator = self._evaluator
+        if evaluator is None:  # closed while this call waited for its turn
+            raise ModelClosedError("the reference model was closed")
         try:
-            results = self._evaluator.run(None, dict(feeds))
+            results = evaluator.run(None, dict(feeds))
         except Exception as exc:
             raise InferenceError(f"onnx.reference failed: {type(exc).__name__}: {exc}") from exc
         return [np.asarray(r) for r in results]

@@ -1,5 +1,6 @@
-"""Tools for testing unirun backends: small ONNX models with known behaviour, and (in
-:mod:`unirun.testing.conformance`) the conformance suite every plugin runs."""
+"""Tools for testing unirun backends: small ONNX models with known behaviour,
+:mod:`unirun.testing.conformance` (the pytest suite every plugin subclasses) and
+:mod:`unirun.testing.onnx_backend` (the official ONNX node tests through any backend)."""
 
 from .models import (
     conv_net,
@@ -7,6 +8,16 @@ from .models import (
     matmul_symbolic,
     mlp,
     multi_io,
+    passthrough,
+    transformer_block,
 )
 
-__all__ = ["conv_net", "embedding_model", "matmul_symbolic", "mlp", "multi_io"]
+__all__ = [
+    "conv_net",
+    "embedding_model",
+    "matmul_symbolic",
+    "mlp",
+    "multi_io",
+    "passthrough",
+    "transformer_block",
+]

@@ -280,3 +280,33 @@ def transformer_block(
         inits,
     )
     return _model(graph)
+
+
+def passthrough(dtype: Any, shape: tuple[int, ...] = (2, 3)) -> Any:
+    """One input ``x`` of ``dtype`` (a :class:`unirun.DType` or its name) and two outputs that
+    only move data: ``y`` = Identity(x) and ``flat`` = Reshape(x, [-1]). Every engine that can
+    hold the type must return the values bit for bit. Opset 21 (25 for the 2-bit types, 23 for
+    float4 and float8_e8m0), the first that admits each type."""
+    from onnx import helper
+
+    from ..dtypes import DType
+
+    dt = DType.parse(dtype)
+    opset = {DType.INT2: 25, DType.UINT2: 25, DType.FLOAT4_E2M1: 23, DType.FLOAT8_E8M0: 24}
+    size = int(np.prod(shape))
+    graph = helper.make_graph(
+        [
+            helper.make_node("Identity", ["x"], ["y"], name="identity"),
+            helper.make_node("Reshape", ["x", "flat_shape"], ["flat"], name="reshape"),
+        ],
+        f"passthrough_{dt.value}",
+        [helper.make_tensor_value_info("x", dt.onnx, list(shape))],
+        [
+            helper.make_tensor_value_info("y", dt.onnx, list(shape)),
+            helper.make_tensor_value_info("flat", dt.onnx, [size]),
+        ],
+        [_init("flat_shape", np.array([-1], np.int64))],
+    )
+    model = _model(graph, opset.get(dt, 21))
+    model.ir_version = 11 if opset.get(dt, 21) > 21 else 10
+    return model
