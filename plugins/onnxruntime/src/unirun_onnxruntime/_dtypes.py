@@ -1,6 +1,15 @@
-"""ONNX Runtime type strings to unirun dtypes."""
+"""ONNX Runtime type strings to unirun dtypes, and the bridge for the types numpy lacks.
+
+onnxruntime's numpy bridge knows only numpy's own dtypes: bfloat16, float8, float4, int4 and int2
+arrays (``ml_dtypes``) go in and out as ``OrtValue`` s built from their raw bits instead.
+"""
 
 from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import numpy as np
 
 from unirun import DType
 
@@ -25,6 +34,68 @@ FROM_ORT: dict[str, DType] = {
     "tensor(float8e4m3fnuz)": DType.FLOAT8_E4M3FNUZ,
     "tensor(float8e5m2)": DType.FLOAT8_E5M2,
     "tensor(float8e5m2fnuz)": DType.FLOAT8_E5M2FNUZ,
+    "tensor(float8e8m0)": DType.FLOAT8_E8M0,
+    "tensor(float4e2m1)": DType.FLOAT4_E2M1,
     "tensor(int4)": DType.INT4,
     "tensor(uint4)": DType.UINT4,
+    "tensor(int2)": DType.INT2,
+    "tensor(uint2)": DType.UINT2,
 }
+
+#: Types onnxruntime cannot take or return as numpy arrays; they travel as raw bits.
+NARROW = frozenset(
+    {
+        DType.BFLOAT16,
+        DType.FLOAT8_E4M3FN,
+        DType.FLOAT8_E4M3FNUZ,
+        DType.FLOAT8_E5M2,
+        DType.FLOAT8_E5M2FNUZ,
+        DType.FLOAT8_E8M0,
+        DType.FLOAT4_E2M1,
+        DType.INT4,
+        DType.UINT4,
+        DType.INT2,
+        DType.UINT2,
+    }
+)
+_RAW = {8: np.uint8, 16: np.uint16}
+
+
+def to_ortvalue(ort: Any, array: np.ndarray[Any, Any], dtype: DType) -> Any:
+    """An OrtValue holding ``array``; byte-sized types share its memory, so keep ``array``
+    alive while the value is in use."""
+    if dtype not in NARROW:
+        return ort.OrtValue.ortvalue_from_numpy(array)
+    if dtype.bits >= 8:
+        return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(
+            array.view(_RAW[dtype.bits]), dtype.onnx
+        )
+    # Sub-byte types: ml_dtypes keeps one element per byte (the code in the low bits); ONNX
+    # packs them, the first element in the lowest bits.
+    per_byte = 8 // dtype.bits
+    codes = array.reshape(-1).view(np.uint8) & ((1 << dtype.bits) - 1)
+    codes = np.pad(codes, (0, -codes.size % per_byte)).reshape(-1, per_byte)
+    shifts = np.arange(per_byte, dtype=np.uint8) * dtype.bits
+    packed = np.bitwise_or.reduce(codes << shifts, axis=1).astype(np.uint8)
+    value = ort.OrtValue.ortvalue_from_shape_and_type(list(array.shape), dtype.onnx)
+    if packed.size:
+        ctypes.memmove(value.data_ptr(), packed.ctypes.data, packed.size)
+    return value
+
+
+def from_ortvalue(value: Any, dtype: DType) -> np.ndarray[Any, Any]:
+    """A new numpy array (``ml_dtypes`` for the narrow types) holding ``value``'s data."""
+    if dtype not in NARROW:
+        array: np.ndarray[Any, Any] = value.numpy()
+        return array
+    shape: tuple[int, ...] = tuple(value.shape())
+    size = int(value.tensor_size_in_bytes())
+    raw = np.frombuffer(ctypes.string_at(value.data_ptr(), size) if size else b"", np.uint8)
+    if dtype.bits >= 8:
+        whole: np.ndarray[Any, Any] = raw.view(dtype.numpy).reshape(shape).copy()
+        return whole
+    per_byte = 8 // dtype.bits
+    shifts = np.arange(per_byte, dtype=np.uint8) * dtype.bits
+    codes = ((raw[:, None] >> shifts) & ((1 << dtype.bits) - 1)).astype(np.uint8).reshape(-1)
+    count = int(np.prod(shape, dtype=np.int64))
+    return codes[:count].view(dtype.numpy).reshape(shape)

@@ -24,7 +24,7 @@ from unirun.errors import DeviceError, InferenceError, ModelClosedError
 from unirun.source import fix_input_shapes
 from unirun.tensor import Dim, TensorSpec
 
-from ._dtypes import FROM_ORT
+from ._dtypes import FROM_ORT, NARROW, from_ortvalue, to_ortvalue
 from ._errors import map_error
 from ._ops import unsupported_ops
 from .options import OnnxRuntimeOptions
@@ -72,6 +72,12 @@ class OnnxRuntimeBackend:
             DType.UINT64,
             DType.BOOL,
             DType.STRING,
+            # numpy lacks these; they cross onnxruntime's Python API as raw bits (_dtypes.py)
+            DType.BFLOAT16,
+            DType.FLOAT8_E4M3FN,
+            DType.FLOAT8_E4M3FNUZ,
+            DType.FLOAT8_E5M2,
+            DType.FLOAT8_E5M2FNUZ,
         ),
         dynamic_shapes="free",
         thread_safety=ThreadSafety.CONCURRENT,
@@ -176,10 +182,12 @@ class OrtExecutable:
 
     def __init__(self, session: Any) -> None:
         self._session: Any = session
-        self._run = session.run
         self.inputs = [_spec(arg) for arg in session.get_inputs()]
         self.outputs = [_spec(arg) for arg in session.get_outputs()]
         self.providers: list[str] = session.get_providers()
+        self._run: Any = session.run
+        if any(spec.dtype in NARROW for spec in (*self.inputs, *self.outputs)):
+            self._run = self._run_narrow  # only models with such types pay for the bridge
 
     def infer(self, feeds: Mapping[str, Array]) -> Sequence[Array]:
         try:
@@ -188,6 +196,17 @@ class OrtExecutable:
             if self._session is None:
                 raise ModelClosedError("the ONNX Runtime session was closed") from exc
             raise map_error(exc, "run") from exc
+
+    def _run_narrow(self, names: None, feeds: Mapping[str, Array]) -> list[Array]:
+        """``session.run`` for models with inputs or outputs numpy's bridge cannot carry."""
+        session = self._session
+        if session is None:
+            _closed()
+        ort = _ort()
+        types = {spec.name: spec.dtype for spec in self.inputs}
+        values = {name: to_ortvalue(ort, a, types[name]) for name, a in feeds.items()}
+        results = session.run_with_ort_values(names, values)
+        return [from_ortvalue(v, spec.dtype) for v, spec in zip(results, self.outputs, strict=True)]
 
     def close(self) -> None:
         # Running calls hold their own reference to the session; dropping ours is enough.
