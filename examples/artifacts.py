@@ -1,6 +1,6 @@
 """Compile once, save the artifact, load it in another process (or on another machine).
 
-python examples/artifacts.py [OUTPUT_DIR]
+Run it: ``python examples/artifacts.py [OUTPUT_DIR]``
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Check one backend against another from Python, the way `unirun compare` does.
 
-python examples/compare_backends.py [BACKEND]    (default: onnxruntime)
+Run it: ``python examples/compare_backends.py [BACKEND]`` (default backend: onnxruntime)
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Load a model, look at its inputs and outputs, run it three ways, catch a wrong input.
 
-python examples/quickstart.py
+Run it: ``python examples/quickstart.py``
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One model, many requests: threads, map() with several in flight, and futures.
 
-python examples/threads.py
+Run it: ``python examples/threads.py``
 """
 
 from __future__ import annotations
