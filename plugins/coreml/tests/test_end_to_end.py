@@ -3,6 +3,7 @@ flexible shapes, each compared with ONNX Runtime after translate → save → re
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ FP16_RTOL = 1e-2  # fp16 builds: |coreml - ort| <= 1e-2·|ort| + 1e-3·max|ort| 
 
 def small_cnn(seed: int = 0) -> onnx.ModelProto:
     """Conv/BN/ReLU, pools (ceil_mode), grouped conv, Clip, Resize, ConvTranspose, skip
-    Concat, Gemm head. Input ``image`` [N, 3, 16, 16] → ``logits`` [N, 5], ``mask`` [N, 4, 16, 16]."""
+    Concat, Gemm head. ``image`` [N, 3, 16, 16] → ``logits`` [N, 5], ``mask`` [N, 4, 16, 16]."""
     rng = np.random.default_rng(seed)
 
     def w(*shape: int, scale: float = 0.3) -> np.ndarray:
@@ -208,3 +209,48 @@ def test_shared_test_models(harness: Any, rng: np.random.Generator) -> None:
     package = harness.package(block, shapes={"x": ((1, 1, 32), (2, 8, 32), (4, 16, 32))})
     _check_all(harness, block, package, {"x": rng.standard_normal((3, 7, 32)).astype(F32)},
                RTOL)
+
+
+MACOS = pytest.mark.skipif(
+    sys.platform != "darwin",
+    reason="Core ML execution needs macOS; on Linux only the saved program is evaluated (numpy)",
+)
+
+
+def _predict(package: Any, feeds: dict[str, np.ndarray], compute_units: str) -> dict[str, Any]:
+    import coremltools as ct
+
+    evaluator = uc.Evaluator(package)  # for the name and dtype map stored in the package
+    model = ct.models.MLModel(str(package), compute_units=getattr(ct.ComputeUnit, compute_units))
+    inputs = {m.coreml_name: feeds[m.onnx_name].astype(m.coreml_dtype) for m in evaluator.inputs}
+    outputs = model.predict(inputs)
+    return {m.onnx_name: np.asarray(outputs[m.coreml_name]).astype(m.onnx_dtype)
+            for m in evaluator.outputs}
+
+
+@MACOS
+@pytest.mark.parametrize("compute_units", ["CPU_ONLY", "ALL"])
+def test_predict_matches_evaluator_and_onnxruntime(harness: Any, rng: np.random.Generator,
+                                                   compute_units: str) -> None:
+    cases = [(small_cnn(), CNN_SHAPES, {"image": rng.standard_normal((2, 3, 16, 16)).astype(F32)}),
+             (small_transformer(), TRANSFORMER_SHAPES, _token_feeds(rng, 2, 8))]
+    # CPU_ONLY runs fp32 kernels; ALL may place ops on the GPU/Neural Engine in fp16.
+    rtol = 1e-4 if compute_units == "CPU_ONLY" else FP16_RTOL
+    for model, shapes, feeds in cases:
+        package = harness.package(model, shapes=shapes)
+        expected = harness.ort(model, feeds)
+        got = _predict(package, feeds, compute_units)
+        for name, want in expected.items():
+            report = harness.compare_arrays(got[name], want, rtol)
+            assert report.ok, (name, report)
+
+
+@MACOS
+def test_predict_fp16_build(harness: Any, rng: np.random.Generator) -> None:
+    model = small_cnn()
+    package = harness.package(model, shapes=CNN_SHAPES, precision="fp16")
+    feeds = {"image": rng.standard_normal((1, 3, 16, 16)).astype(F32)}
+    expected = harness.ort(model, feeds)
+    got = _predict(package, feeds, "ALL")
+    for name, want in expected.items():
+        assert harness.compare_arrays(got[name], want, FP16_RTOL).ok, name

@@ -11,13 +11,16 @@ METADATA_KEY = "unirun.coreml.io"
 
 @dataclass(frozen=True)
 class TensorMapping:
-    """One model input or output: its ONNX name and type, and what Core ML calls it."""
+    """One model input or output: its ONNX name and type, and what Core ML calls it.
+
+    Core ML has no rank-0 inputs: an ONNX scalar input (``shape == ()``) is fed as shape (1,).
+    """
 
     onnx_name: str
     coreml_name: str
     onnx_dtype: str  # numpy dtype name, e.g. "int64"
     coreml_dtype: str  # what Core ML feeds or returns, e.g. "int32"
-    shape: tuple[int | str, ...]  # as declared in ONNX; a str is a symbolic dim
+    shape: tuple[int | str, ...] | None  # as declared in ONNX (str: symbolic); None: undeclared
 
 
 def dumps(inputs: tuple[TensorMapping, ...], outputs: tuple[TensorMapping, ...]) -> str:
@@ -34,7 +37,7 @@ def loads(text: str) -> tuple[tuple[TensorMapping, ...], tuple[TensorMapping, ..
             coreml_name=str(item["coreml_name"]),
             onnx_dtype=str(item["onnx_dtype"]),
             coreml_dtype=str(item["coreml_dtype"]),
-            shape=tuple(item["shape"]),
+            shape=None if item["shape"] is None else tuple(item["shape"]),
         )
 
     return (tuple(mapping(i) for i in data["inputs"]),

@@ -55,7 +55,8 @@ class Evaluator:
             name = mapping.onnx_name if mapping.onnx_name in feeds else mapping.coreml_name
             if name not in feeds:
                 raise EvaluationError(f"missing feed for input {mapping.onnx_name!r}")
-            arrays[mapping.coreml_name] = np.asarray(feeds[name]).astype(mapping.coreml_dtype)
+            array = np.asarray(feeds[name]).astype(mapping.coreml_dtype)
+            arrays[mapping.coreml_name] = array.reshape(1) if array.ndim == 0 else array
         function = _materialize(program, main, {k: v.shape for k, v in arrays.items()})
         for name, var in function.inputs.items():
             _set_value(var, arrays[name])

@@ -69,7 +69,9 @@ class InputPlan:
     onnx_shape: tuple[int | str, ...]
 
 
-def _onnx_dims(value_info: onnx.ValueInfoProto) -> list[int | str | None]:
+def _onnx_dims(value_info: onnx.ValueInfoProto) -> list[int | str | None] | None:
+    if not value_info.type.tensor_type.HasField("shape"):
+        return None
     dims: list[int | str | None] = []
     for d in value_info.type.tensor_type.shape.dim:
         if d.HasField("dim_value"):
@@ -147,13 +149,20 @@ def plan_inputs(
         if not value_info.type.HasField("tensor_type"):
             raise InputShapeError(f"input {name!r} is not a tensor; Core ML takes tensors only")
         onnx_dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
-        dims = _onnx_dims(value_info)
-        onnx_shape = tuple(d if d is not None else "?" for d in dims)
+        declared = _onnx_dims(value_info)
+        if declared is None and name not in shapes:
+            raise InputShapeError(
+                f"input {name!r} declares no shape; pass its shape, e.g. shapes={{{name!r}: "
+                "(1, 3, 224, 224)}, or a (min, opt, max) range"
+            )
         ranges: tuple[tuple[int, int, int], ...] | None = None
         enumerated: tuple[tuple[int, ...], ...] | None = None
         if name in shapes:
             parsed = parse_shape_spec(name, shapes[name])
             options = parsed if isinstance(parsed, list) else list(parsed)
+            dims: list[int | str | None] = (
+                declared if declared is not None else [None] * len(options[0]))
+            onnx_shape = tuple(d if d is not None else "?" for d in dims)
             _check_against_model(name, dims, options)
             if isinstance(parsed, list):
                 enumerated = tuple(parsed)
@@ -170,10 +179,12 @@ def plan_inputs(
             if all(isinstance(d, int) for d in sym):
                 ranges, enumerated = None, None
         else:
+            dims = declared or []
+            onnx_shape = tuple(d if d is not None else "?" for d in dims)
             free = [i for i, d in enumerate(dims) if not isinstance(d, int)]
             if free:
                 raise InputShapeError(_missing_bounds_message(name, dims, onnx_shape))
-            sym = [int(d) for d in dims if isinstance(d, int)]
+            sym = [int(d) for d in dims if isinstance(d, int)] or [1]
         plans.append(
             InputPlan(
                 onnx_name=name,

@@ -164,7 +164,10 @@ def _build_program(
     }
     with Function(placeholders, opset_version=target) as function:
         for plan in plans:
-            ctx.env[plan.onnx_name] = function.inputs[plan.mil_name]
+            value = function.inputs[plan.mil_name]
+            if plan.onnx_shape == ():  # Core ML has no scalar inputs: fed as shape (1,)
+                value = mb.squeeze(x=value)
+            ctx.env[plan.onnx_name] = value
         for index, proto in enumerate(graph.node):
             _lower(ctx, Node.wrap(proto, index, opsets))
         outputs, variables = _outputs(ctx, graph, {p.mil_name for p in plans})
@@ -223,10 +226,11 @@ def _outputs(
             value = cast(value, np.int32)  # Core ML has no bool outputs
         seen.add(id(value))
         value.set_name(safe_name(out.name, taken))
+        declared = out.type.tensor_type
         shape = tuple(
             d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-            for d in out.type.tensor_type.shape.dim
-        )
+            for d in declared.shape.dim
+        ) if declared.HasField("shape") else None
         coreml_dtype = "int32" if onnx_dtype.kind == "b" else mil_dtype_for(onnx_dtype).name
         mappings.append(TensorMapping(out.name, value.name, onnx_dtype.name, coreml_dtype, shape))
         variables.append(value)
