@@ -278,6 +278,28 @@ def test_outputs_renamed_around_dropout_keep_their_onnx_names() -> None:
     np.testing.assert_array_equal(out["y"], -x)
 
 
+def test_input_openvino_folds_away_is_still_declared() -> None:
+    """An empty, static ``axes`` input has no OpenVINO port; inputs are matched by name."""
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["data", "axes"], ["reduced"], keepdims=1)],
+        "fold",
+        [
+            helper.make_tensor_value_info("data", TensorProto.FLOAT, ["n", 2]),
+            helper.make_tensor_value_info("axes", TensorProto.INT64, [0]),
+        ],
+        [helper.make_tensor_value_info("reduced", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    assert len(ov.Core().read_model(model.SerializeToString()).inputs) == 1
+    feeds = {"data": np.arange(6, dtype=np.float32).reshape(3, 2), "axes": np.zeros(0, np.int64)}
+    with unirun.load(model, backend="openvino", device="cpu") as m:
+        assert [str(s) for s in m.inputs] == ["data: float32[n, 2]", "axes: int64[0]"]
+        np.testing.assert_allclose(m(feeds)["reduced"], [[2.5]])
+        with pytest.raises(InputError, match="missing input 'axes'"):
+            m({"data": feeds["data"]})
+
+
 def test_external_data_model(tmp_path: Path) -> None:
     model = conv_net()
     feeds = _feeds(model, {"image": (2, 3, 32, 32)})

@@ -8,7 +8,7 @@ summary naming the operators. This module keeps only that.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from unirun.errors import (
@@ -65,18 +65,18 @@ def message(exc: BaseException | str) -> str:
 
 
 def map_error(
-    exc: BaseException, stage: str, proto: Any = None, inputs: Sequence[str] = ()
+    exc: BaseException, stage: str, proto: Any = None, inputs: Mapping[int, str] | None = None
 ) -> UnirunError:
     """The unirun error for an OpenVINO exception raised while ``stage``: ``read`` (ONNX →
     OpenVINO model), ``reshape``, ``compile``, ``import`` or ``run``. ``proto`` (the ONNX
-    model) lets conversion failures name the nodes; ``inputs`` (names by port) the inputs."""
+    model) lets conversion failures name the nodes; ``inputs`` (port → name) the inputs."""
     raw = str(exc)
     text = message(raw)
     if stage == "run":
         bounds = _OUT_OF_BOUNDS.search(raw)
         if bounds:
             index = int(bounds.group(1))
-            name = inputs[index] if index < len(inputs) else f"#{index}"
+            name = (inputs or {}).get(index, f"#{index}")
             got = bounds.group(3).replace(".", ", ")
             return InputError(
                 f"OpenVINO refused input {name!r} of shape ({got}): the model was compiled for "

@@ -12,6 +12,7 @@ from unirun.errors import ModelClosedError
 from unirun.tensor import TensorSpec
 
 from ._errors import map_error
+from ._ports import Binding
 
 Array = np.ndarray[Any, Any]
 
@@ -20,10 +21,12 @@ class OpenVINOContext:
     """One ``InferRequest``. OpenVINO raises "Infer Request is busy" if a request is entered
     from two threads at once, so the core gives each running call its own context."""
 
-    def __init__(self, compiled: Any, tensor: Any, inputs: Sequence[str], outputs: int) -> None:
+    def __init__(
+        self, compiled: Any, tensor: Any, feeds: Sequence[tuple[int, str]], outputs: int
+    ) -> None:
         self._request: Any = compiled.create_infer_request()
         self._tensor = tensor
-        self._inputs = tuple(enumerate(inputs))
+        self._feeds = tuple(feeds)
         self._outputs = tuple(range(outputs))
 
     def infer(self, feeds: Mapping[str, Array]) -> Sequence[Array]:
@@ -32,7 +35,7 @@ class OpenVINOContext:
             raise ModelClosedError("the OpenVINO model was closed")
         tensor, set_input = self._tensor, request.set_input_tensor
         try:
-            for index, name in self._inputs:
+            for index, name in self._feeds:
                 array = feeds[name]
                 # Shares the caller's memory (no copy). ov.Tensor refuses read-only arrays in
                 # shared mode; those are copied. The request keeps a raw pointer to the array
@@ -43,7 +46,7 @@ class OpenVINOContext:
             # Copy out: the request's output buffers are reused by its next run.
             return [get_output(index).data.copy() for index in self._outputs]
         except (RuntimeError, ValueError, TypeError) as exc:
-            raise map_error(exc, "run", inputs=[name for _, name in self._inputs]) from exc
+            raise map_error(exc, "run", inputs=dict(self._feeds)) from exc
 
     def close(self) -> None:
         self._request = None
@@ -54,18 +57,12 @@ class OpenVINOExecutable:
     (``"blob"``) or was recompiled from its IR (``"ir"``); ``inference_precision`` is the
     precision OpenVINO reports it runs in (``"f32"``, ``"bf16"``…)."""
 
-    def __init__(
-        self,
-        compiled: Any,
-        tensor: Any,
-        inputs: list[TensorSpec],
-        outputs: list[TensorSpec],
-        loaded_from: str,
-    ) -> None:
+    def __init__(self, compiled: Any, tensor: Any, binding: Binding, loaded_from: str) -> None:
         self._compiled: Any = compiled
         self._tensor = tensor
-        self.inputs = inputs
-        self.outputs = outputs
+        self._feeds = binding.feeds
+        self.inputs: list[TensorSpec] = binding.inputs
+        self.outputs: list[TensorSpec] = binding.outputs
         self.loaded_from = loaded_from
         self.inference_precision = precision_of(compiled)
         self._lock = threading.Lock()
@@ -76,9 +73,7 @@ class OpenVINOExecutable:
         if compiled is None:
             raise ModelClosedError("the OpenVINO model was closed")
         try:
-            return OpenVINOContext(
-                compiled, self._tensor, [s.name for s in self.inputs], len(self.outputs)
-            )
+            return OpenVINOContext(compiled, self._tensor, self._feeds, len(self.outputs))
         except RuntimeError as exc:
             raise map_error(exc, "run") from exc
 

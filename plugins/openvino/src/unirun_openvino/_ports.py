@@ -1,33 +1,27 @@
 """OpenVINO ports ↔ the ONNX graph's inputs and outputs.
 
-OpenVINO keeps the graph's input and output *order* but not always its tensor *names*: when a
-no-op such as an inference-mode Dropout is removed, a graph output can lose its name to the
-tensor it merged with (ONNX outputs ``r`` and ``y`` come back as two ports both called ``y``).
-So ports are matched by position, and unirun reports the ONNX names.
+OpenVINO does not keep the graph's signature exactly, so ports are matched with care and
+unirun always reports the ONNX names:
+
+* *Outputs* keep their order but not always their names: when a no-op such as an inference-mode
+  Dropout is removed, a graph output can lose its name to the tensor it merged with (ONNX outputs
+  ``r`` and ``y`` come back as two ports both called ``y``). Outputs are matched by position.
+* *Inputs* keep their names, but an input OpenVINO can fold away (an empty, static ``axes``) has
+  no port at all. Inputs are matched by name, by position when names do not decide it; an input
+  without a port is still declared (the caller must pass it) but not handed to OpenVINO.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from unirun.errors import UnsupportedModelError
+from unirun.errors import UnirunError, UnsupportedModelError
 from unirun.options import ShapeRange
 from unirun.tensor import Dim, TensorSpec
 
 from ._dtypes import FROM_OV
-
-
-def check_count(ports: Sequence[Any], specs: Sequence[TensorSpec], what: str) -> str | None:
-    """A sentence saying why ``ports`` cannot stand for ``specs``, or None."""
-    if len(ports) == len(specs):
-        return None
-    names = ", ".join(s.name for s in specs)
-    return (
-        f"OpenVINO's model has {len(ports)} {what} where the ONNX graph declares {len(specs)} "
-        f"({names})"
-    )
-
 
 _REFUSED = {
     "string": "OpenVINO 2026.4 corrupts the heap with string tensors: the process aborts at exit",
@@ -35,21 +29,71 @@ _REFUSED = {
 }
 
 
-def to_specs(ports: Sequence[Any], specs: Sequence[TensorSpec]) -> list[TensorSpec]:
-    """Specs named as in ONNX, with OpenVINO's element types and dimensions (fixed sizes as
-    ints; dynamic ones keep the ONNX symbol, or ``"?"``)."""
-    out = []
-    for port, spec in zip(ports, specs, strict=True):
-        kind = port.get_element_type().get_type_name()
-        dtype = FROM_OV.get(kind)
-        if dtype is None:
-            why = _REFUSED.get(kind, "unirun has no mapping for it")
-            raise UnsupportedModelError(
-                f"{spec.name!r} has element type {kind}, which unirun's OpenVINO backend does not "
-                f"exchange ({why}); run this model with backend='onnxruntime'"
-            )
-        out.append(TensorSpec(spec.name, dtype, _dims(port.get_partial_shape(), spec.shape)))
-    return out
+@dataclass(frozen=True)
+class Binding:
+    """The ONNX signature in OpenVINO's terms."""
+
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    #: (OpenVINO input port index, ONNX input name) for every input OpenVINO kept
+    feeds: tuple[tuple[int, str], ...]
+
+
+def bind(
+    model: Any,
+    inputs: Sequence[TensorSpec],
+    outputs: Sequence[TensorSpec],
+    error: type[UnirunError],
+) -> Binding:
+    """Match ``model``'s ports (an ``ov.Model`` or a compiled model) to the ONNX signature;
+    ``error`` is raised, with the reason, when they cannot be matched."""
+    if len(model.outputs) != len(outputs):
+        raise error(
+            f"OpenVINO's model has {len(model.outputs)} outputs where the ONNX graph declares "
+            f"{len(outputs)} ({', '.join(s.name for s in outputs)}); unirun cannot tell which "
+            "is which"
+        )
+    ports = _input_ports(model.inputs, inputs, error)
+    pairs = zip(ports, inputs, strict=True)
+    specs = [spec if i is None else _spec(model.inputs[i], spec) for i, spec in pairs]
+    return Binding(
+        specs,
+        [_spec(port, spec) for port, spec in zip(model.outputs, outputs, strict=True)],
+        tuple((i, spec.name) for i, spec in zip(ports, inputs, strict=True) if i is not None),
+    )
+
+
+def _input_ports(
+    ports: Sequence[Any], specs: Sequence[TensorSpec], error: type[UnirunError]
+) -> list[int | None]:
+    by_name: dict[str, int] = {}
+    for index, port in enumerate(ports):
+        for name in port.get_names():
+            by_name.setdefault(name, index)
+    found = [by_name.get(spec.name) for spec in specs]
+    matched = [i for i in found if i is not None]
+    if sorted(matched) == list(range(len(ports))):  # every port named, each once
+        return found
+    if len(ports) == len(specs):
+        return list(range(len(specs)))
+    raise error(
+        f"OpenVINO's model has {len(ports)} inputs where the ONNX graph declares {len(specs)} "
+        f"({', '.join(s.name for s in specs)}), and their names do not say which is which"
+    )
+
+
+def _spec(port: Any, spec: TensorSpec) -> TensorSpec:
+    """Named as in ONNX, with OpenVINO's element type and dimensions (fixed sizes as ints;
+    dynamic ones keep the ONNX symbol, or ``"?"``)."""
+    kind = port.get_element_type().get_type_name()
+    dtype = FROM_OV.get(kind)
+    if dtype is None:
+        why = _REFUSED.get(kind, "unirun has no mapping for it")
+        raise UnsupportedModelError(
+            f"{spec.name!r} has element type {kind}, which unirun's OpenVINO backend does not "
+            f"exchange ({why}); run this model with backend='onnxruntime'"
+        )
+    return TensorSpec(spec.name, dtype, _dims(port.get_partial_shape(), spec.shape))
 
 
 def _dims(shape: Any, declared: tuple[Dim, ...] | None) -> tuple[Dim, ...] | None:
@@ -68,16 +112,18 @@ def _dims(shape: Any, declared: tuple[Dim, ...] | None) -> tuple[Dim, ...] | Non
 
 
 def bounded_shapes(
-    ov: Any, ports: Sequence[Any], specs: Sequence[TensorSpec], shapes: Mapping[str, ShapeRange]
+    ov: Any, model: Any, binding: Binding, shapes: Mapping[str, ShapeRange]
 ) -> dict[Any, Any]:
     """``model.reshape`` argument for the user's ``shapes``: a dimension whose min equals its
     max becomes static, the others ``Dimension(min, max)``; ``opt`` has no OpenVINO meaning."""
-    by_name = {spec.name: port for port, spec in zip(ports, specs, strict=True)}
+    ports = {name: model.inputs[index] for index, name in binding.feeds}
     reshape: dict[Any, Any] = {}
     for name, bounds in shapes.items():
+        if name not in ports:
+            continue  # an input OpenVINO folded away
         dims = [
             lo if lo == hi else ov.Dimension(lo, hi)
             for lo, hi in zip(bounds.min, bounds.max, strict=True)
         ]
-        reshape[by_name[name]] = ov.PartialShape(dims)
+        reshape[ports[name]] = ov.PartialShape(dims)
     return reshape

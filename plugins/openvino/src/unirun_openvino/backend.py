@@ -72,16 +72,14 @@ class OpenVINOBackend:
         device = _devices.ov_name(_engine.core(), target.device)
         ov_model = _engine.read(model)
         onnx_inputs, onnx_outputs = model.inputs, model.outputs
-        _check_counts(ov_model, onnx_inputs, onnx_outputs, CompileError)
+        # Binding also refuses what unirun cannot exchange (string, bf16) before compiling.
+        binding = _ports.bind(ov_model, onnx_inputs, onnx_outputs, CompileError)
         if target.options.shapes:
-            bounds = _ports.bounded_shapes(ov, ov_model.inputs, onnx_inputs, target.options.shapes)
+            bounds = _ports.bounded_shapes(ov, ov_model, binding, target.options.shapes)
             try:
                 ov_model.reshape(bounds)
             except RuntimeError as exc:
                 raise map_error(exc, "reshape") from exc
-        # Refuse what unirun cannot exchange (string, bf16 ports) before OpenVINO compiles it.
-        _ports.to_specs(ov_model.inputs, onnx_inputs)
-        _ports.to_specs(ov_model.outputs, onnx_outputs)
         dynamic = any(port.get_partial_shape().is_dynamic for port in ov_model.inputs)
         props = properties(target.options, options, device, dynamic)
         cpu = _SNIPPETS_OFF if device == "AUTO" and snippets_off(options, dynamic) else ()
@@ -114,9 +112,10 @@ class OpenVINOBackend:
                 precision,
                 device,
             )
+        binding = _ports.bind(compiled, onnx_inputs, onnx_outputs, CompileError)
         return target.finish(
-            _ports.to_specs(compiled.inputs, onnx_inputs),
-            _ports.to_specs(compiled.outputs, onnx_outputs),
+            binding.inputs,
+            binding.outputs,
             {
                 "ov_device": device,
                 "device_name": "" if device == "AUTO" else _devices.full_name(engine, device),
@@ -159,24 +158,10 @@ class OpenVINOBackend:
                     f"the artifact's OpenVINO IR cannot be read: {message(exc)}", field="files"
                 ) from exc
             compiled = _engine.compile_model(engine, ov_model, ov_device, props)
-        inputs, outputs = artifact.inputs, artifact.outputs
-        _check_counts(compiled, inputs, outputs, ArtifactError)
+        binding = _ports.bind(compiled, artifact.inputs, artifact.outputs, ArtifactError)
         return OpenVINOExecutable(
-            compiled,
-            _engine.ov().Tensor,
-            _ports.to_specs(compiled.inputs, inputs),
-            _ports.to_specs(compiled.outputs, outputs),
-            "blob" if reason is None else "ir",
+            compiled, _engine.ov().Tensor, binding, "blob" if reason is None else "ir"
         )
-
-
-def _check_counts(model: Any, inputs: Any, outputs: Any, error: type[Exception]) -> None:
-    for problem in (
-        _ports.check_count(model.inputs, inputs, "inputs"),
-        _ports.check_count(model.outputs, outputs, "outputs"),
-    ):
-        if problem:
-            raise error(f"{problem}; unirun cannot tell which port is which")
 
 
 def _use_engine_cache(target: Target, options: OpenVINOOptions) -> bool:
