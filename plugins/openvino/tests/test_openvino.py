@@ -462,3 +462,18 @@ def test_backends_lists_openvino_with_its_devices() -> None:
     listed = {b["name"]: b for b in json.loads(out.stdout)}
     assert listed["openvino"]["available"] is True
     assert [d["device"] for d in listed["openvino"]["devices"]] == ["cpu"]
+
+
+def test_op_check_names_nodes_without_compiling() -> None:
+    from unirun.backend import SupportsOpCheck
+    from unirun.source import OnnxModel
+    from unirun_openvino import OpenVINOBackend
+
+    backend = OpenVINOBackend()
+    assert isinstance(backend, SupportsOpCheck)
+    model, _, _, ops = UNLOADABLE["unknown op"]
+    assert backend.unsupported_ops(OnnxModel.from_source(model), Device("cpu")) == ops
+    readable = OnnxModel.from_source(transformer_block())
+    assert backend.unsupported_ops(readable, Device("cpu")) == []
+    if "NPU" not in ov.Core().available_devices:  # an absent device: it cannot tell
+        assert backend.unsupported_ops(readable, Device("npu")) is None

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from unirun.backend import API_VERSION, Capabilities, DeviceInfo, Probe, Target, ThreadSafety
 from unirun.device import Device
-from unirun.errors import ArtifactError, CompileError
+from unirun.errors import ArtifactError, CompileError, UnirunError, UnsupportedModelError
 
 from . import _devices, _engine, _ports
 from ._dtypes import FROM_OV
@@ -63,6 +63,30 @@ class OpenVINOBackend:
 
     def devices(self) -> list[DeviceInfo]:
         return _devices.describe(_engine.core())
+
+    def unsupported_ops(self, model: OnnxModel, device: Device) -> list[tuple[str, str]] | None:
+        """Nodes OpenVINO has no conversion for (named exactly), else what the device plugin
+        reports it cannot run (``query_model``); None where that cannot be told: another
+        failure while reading, AUTO, a device that is absent, or nodes OpenVINO renamed."""
+        try:
+            ov_model = _engine.read(model)
+        except UnsupportedModelError as exc:
+            return exc.ops or None
+        except UnirunError:
+            return None
+        engine = _engine.core()
+        try:
+            if device.kind == "auto":
+                return None
+            supported = engine.query_model(ov_model, _devices.ov_name(engine, device))
+        except (UnirunError, RuntimeError):
+            return None
+        nodes = {node.name: node.op_type for node in model.proto.graph.node if node.name}
+        missing = [op.get_friendly_name() for op in ov_model.get_ops()]
+        missing = [name for name in missing if name not in supported]
+        if all(name in nodes for name in missing):
+            return [(name, nodes[name]) for name in missing]
+        return None
 
     # -- compile -------------------------------------------------------------------------------
 
