@@ -41,7 +41,8 @@ def compare_arrays(actual: np.ndarray, expected: np.ndarray, rtol: float = RTOL)
     # Elementwise relative error, with an absolute floor at the tensor's scale for values
     # near zero (sums with cancellation carry rounding error of the summands, not the sum).
     atol = rtol * 0.1 * max(scale, 1.0)
-    diff = np.abs(a - b)
+    with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity
+        diff = np.where(a == b, 0.0, np.abs(a - b))
     rel = diff / (np.abs(b) + atol / rtol)
     ok = bool(np.all(diff <= rtol * np.abs(b) + atol)) and bool(np.all(np.isfinite(a) ==
                                                                       np.isfinite(b)))

@@ -74,6 +74,10 @@ CONV_TRANSPOSE_CASES = [
     {"strides": [2, 3], "output_padding": [1, 2]},  # padding beyond the end pads
     {"strides": [2, 2], "dilations": [2, 1], "pads": [1, 1, 0, 0]},
     {"strides": [2, 2], "output_shape": [11, 12]},
+    {"strides": [3, 2], "output_shape": [14, 14]},  # larger than the full result
+    {"strides": [2, 2], "output_shape": [12, 13], "output_padding": [1, 1]},
+    {"strides": [4, 4], "auto_pad": "SAME_UPPER"},  # kernel < stride: negative padding
+    {"strides": [4, 3], "auto_pad": "SAME_LOWER"},
     {"strides": [2, 2], "auto_pad": "SAME_UPPER"},
     {"strides": [3, 2], "auto_pad": "SAME_LOWER"},
     {"group": 2, "strides": [2, 1], "pads": [0, 1, 1, 0]},

@@ -127,14 +127,18 @@ def _run(op: Any) -> None:
 
 def _set_value(var: Any, value: Any) -> None:
     from coremltools.converters.mil.mil import types
+    from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 
     dtype = types.nptype_from_builtin(var.dtype)
     array = np.asarray(value)
     if array.dtype.kind == "f" and np.dtype(dtype).kind in "iu":
         array = np.trunc(array)
     array = array.astype(dtype)
-    expected = tuple(int(d) for d in var.shape)
-    if array.shape != expected:
+    # Dims that depend on values (a reshape to a runtime shape) stay symbolic: skip those.
+    expected = tuple(d if is_symbolic(d) else int(d) for d in var.shape)
+    if len(array.shape) != len(expected) or any(
+        not is_symbolic(e) and e != a for a, e in zip(array.shape, expected, strict=True)
+    ):
         raise EvaluationError(
             f"{var.op.op_type if var.op else 'input'} {var.name!r}: computed shape "
             f"{array.shape}, but the program declares {expected}"

@@ -247,6 +247,14 @@ def space_to_depth(op: Any) -> np.ndarray:
     return np.asarray(y.reshape(n, c * b * b, h // b, w // b))
 
 
+@kernel("pixel_unshuffle")
+def pixel_unshuffle(op: Any) -> np.ndarray:
+    x, b = op.x.val, int(op.downscale_factor.val)
+    n, c, h, w = x.shape
+    y = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 1, 3, 5, 2, 4)
+    return np.asarray(y.reshape(n, c * b * b, h // b, w // b))
+
+
 @kernel("gather_nd")
 def gather_nd(op: Any) -> np.ndarray:
     x, indices = op.x.val, np.asarray(op.indices.val).astype(np.int64)

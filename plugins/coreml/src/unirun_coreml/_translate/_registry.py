@@ -10,6 +10,7 @@ from typing import Any
 import onnx
 
 from .._errors import UnsupportedOp
+from ._checked import CHECKED_SINCE
 from ._context import Context
 from ._node import Node
 
@@ -106,12 +107,28 @@ def find_unsupported(
         reason = None
         if entry is None:
             reason = "no lowering"
+        elif entry is _BUILTIN.get((node.domain, node.op_type)):
+            reason = _newer_than_checked(node) or (entry.check(node) if entry.check else None)
         elif entry.check is not None:
             reason = entry.check(node)
         if reason is not None:
             missing.append(UnsupportedOp(node.name, node.op_type, node.domain))
             reasons[node.name] = reason
     return missing, reasons
+
+
+def _newer_than_checked(node: Node) -> str | None:
+    checked = CHECKED_SINCE.get(node.op_type)
+    if checked is None:
+        return None
+    try:
+        since = onnx.defs.get_schema(node.op_type, node.opset, "").since_version
+    except onnx.defs.SchemaError:
+        since = node.opset
+    if since <= checked:
+        return None
+    return (f"opset {node.opset} uses {node.op_type} version {since}, newer than the version "
+            f"{checked} this translator was checked against")
 
 
 def _is_random(op_type: str) -> bool:

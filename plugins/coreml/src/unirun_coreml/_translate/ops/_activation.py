@@ -106,7 +106,9 @@ def _hard_swish(ctx: Context, node: Node) -> Value:
 @lowering("ThresholdedRelu")
 def _thresholded_relu(ctx: Context, node: Node) -> Value:
     x = ctx.required(node, 0)
-    return mb.thresholded_relu(x=x, alpha=scalar(node.attr("alpha", 1.0), x))
+    # Not MIL thresholded_relu, which keeps x == alpha; ONNX keeps only x > alpha.
+    keep = mb.greater(x=x, y=scalar(node.attr("alpha", 1.0), x))
+    return mb.select(cond=keep, a=x, b=scalar(0, x))
 
 
 @lowering("Mish")

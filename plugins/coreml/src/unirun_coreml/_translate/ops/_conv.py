@@ -57,8 +57,9 @@ def _transpose_pads(node: Node, x: Value, kernel: tuple[int, ...]) -> list[tuple
     auto_pad = node.attr("auto_pad", "NOTSET")
     output_shape = node.ints("output_shape")
     if output_shape is None and auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        # output_padding grows the end of the output: take it back from the end padding.
         pads = node.ints("pads", [0] * 2 * spatial) or [0] * 2 * spatial
-        return [(pads[i], pads[i + spatial]) for i in range(spatial)]
+        return [(pads[i], pads[i + spatial] - extra[i]) for i in range(spatial)]
     result = []
     for i in range(spatial):
         size = dim(x, 2 + i)
@@ -66,13 +67,13 @@ def _transpose_pads(node: Node, x: Value, kernel: tuple[int, ...]) -> list[tuple
             raise node.error("output_shape/auto_pad need a static spatial input size")
         full = strides[i] * (size - 1) + extra[i] + (kernel[i] - 1) * dilations[i] + 1
         wanted = output_shape[-spatial + i] if output_shape else size * strides[i]
-        total = max(full - wanted, 0)
+        total = full - wanted
+        if not output_shape:  # like ONNX Runtime, auto_pad never grows the output
+            total = max(total, 0)
         # ONNX: SAME_UPPER puts the odd pixel at the end; SAME_LOWER and an explicit
-        # output_shape put it at the start.
-        if auto_pad == "SAME_UPPER":
-            result.append((total // 2, total - total // 2))
-        else:
-            result.append((total - total // 2, total // 2))
+        # output_shape put it at the start. output_padding then comes off the end.
+        head = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
+        result.append((head, total - head - extra[i]))
     return result
 
 
@@ -82,14 +83,11 @@ def _conv_transpose(ctx: Context, node: Node) -> Value:
     assert w is not None
     spatial = rank(x) - 2
     kernel = tuple(int(k) for k in w.shape[2:])
-    extra = node.ints("output_padding", [0] * spatial) or [0] * spatial
+    # Negative padding means the output reaches past the full result: those cells get no
+    # contribution (only the bias), so crop nothing there and zero-pad after the op.
     pads = _transpose_pads(node, x, kernel)
-    # output_padding grows the end of the output: take it back from the end padding, and
-    # zero-pad whatever the end padding cannot cover.
-    mil_pads, tail = [], []
-    for (begin, end), grow in zip(pads, extra, strict=True):
-        mil_pads += [begin, max(end - grow, 0)]
-        tail.append(max(grow - end, 0))
+    mil_pads = [max(p, 0) for pair in pads for p in pair]
+    grow = [max(-p, 0) for pair in pads for p in pair]
     kwargs: dict[str, Any] = {
         "x": x,
         "weight": _weight(w, x),
@@ -99,12 +97,11 @@ def _conv_transpose(ctx: Context, node: Node) -> Value:
         "pad_type": "custom",
         "pad": np.array(mil_pads, np.int32),
     }
-    if b is not None and not any(tail):
+    if b is not None and not any(grow):
         kwargs["bias"] = _weight(b, x)
     out = mb.conv_transpose(**kwargs)
-    if any(tail):
-        out = mb.pad(x=out, pad=np.array([0, 0, 0, 0] + [p for t in tail for p in (0, t)],
-                                         np.int32))
+    if any(grow):
+        out = mb.pad(x=out, pad=np.array([0, 0, 0, 0, *grow], np.int32))
         if b is not None:
             bias = arg(b).reshape((-1,) + (1,) * spatial) if is_const(b) else b
             out = mb.add(x=out, y=bias)
@@ -151,4 +148,12 @@ def _matmul(ctx: Context, node: Node) -> Value:
     if is_const(b) and b.ndim == 2 and not is_const(a) and 1 <= rank(a) <= 3:
         # A constant 2-D right operand is a fully connected layer: `linear` (weight [N, K]).
         return mb.linear(x=a, weight=np.ascontiguousarray(arg(b).T))
+    left, right = rank(a) == 1, rank(b) == 1
+    if left and right:  # a dot product
+        return mb.reduce_sum(x=mb.mul(x=arg(a), y=arg(b)), axes=[0], keep_dims=False)
+    if left or right:
+        # numpy's 1-D promotion, spelled out: coremltools infers wrong shapes for it.
+        a2 = mb.expand_dims(x=arg(a), axes=[0]) if left else arg(a)
+        b2 = mb.expand_dims(x=arg(b), axes=[-1]) if right else arg(b)
+        return mb.squeeze(x=mb.matmul(x=a2, y=b2), axes=[-2 if left else -1])
     return mb.matmul(x=arg(a), y=arg(b))

@@ -7,13 +7,15 @@ from typing import Any
 
 import numpy as np
 from coremltools.converters.mil.mil import Builder as mb
+from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 from onnx import helper
 
 from .._context import Context
 from .._inputs import mil_dtype_for
-from .._mil import Value, arg, cast, is_bool, is_const, is_float, np_dtype, scalar
+from .._mil import Value, arg, cast, is_bool, is_const, is_float, np_dtype, rank, scalar, shape
 from .._node import Node
 from .._registry import lowering
+from ._shape import broadcast_like
 
 _ARITHMETIC = {"Add": "add", "Sub": "sub", "Mul": "mul"}
 _COMPARE = {"Equal": "equal", "Less": "less", "Greater": "greater",
@@ -124,7 +126,24 @@ def _not(ctx: Context, node: Node) -> Value:
 @lowering("Where")
 def _where(ctx: Context, node: Node) -> Value:
     cond, a, b = (ctx.required(node, i) for i in range(3))
+    if not _carries_shape(cond, a, b):
+        # MIL's select takes its output shape from a and b only; broadcast a to cond first.
+        a = broadcast_like(a, cond)
     return mb.select(cond=arg(cond), a=arg(a), b=arg(b))
+
+
+def _carries_shape(cond: Value, a: Value, b: Value) -> bool:
+    """Whether broadcasting a with b already gives the shape that cond would add."""
+    if rank(cond) > max(rank(a), rank(b)):
+        return False
+    def is_one(d: Any) -> bool:
+        return not is_symbolic(d) and int(d) == 1
+
+    for i in range(1, rank(cond) + 1):
+        others = [shape(v)[-i] for v in (a, b) if rank(v) >= i]
+        if not is_one(shape(cond)[-i]) and all(is_one(d) for d in others):
+            return False
+    return True
 
 
 @lowering("Clip")

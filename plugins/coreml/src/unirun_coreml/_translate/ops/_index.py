@@ -8,7 +8,7 @@ import numpy as np
 from coremltools.converters.mil.mil import Builder as mb
 
 from .._context import Context
-from .._mil import Value, arg, cast, dim, is_const, normalize_axis, rank
+from .._mil import Value, arg, cast, dim, is_bool, is_const, normalize_axis, rank
 from .._node import Node
 from .._registry import lowering
 
@@ -188,7 +188,10 @@ def _reduce(ctx: Context, node: Node) -> Value:
         axes = list(range(rank(x)))
     axes = sorted(normalize_axis(a, rank(x)) for a in axes)
     keep = bool(node.attr("keepdims", 1))
-    return getattr(mb, _REDUCE[node.op_type])(x=arg(x), axes=axes, keep_dims=keep)
+    fn = getattr(mb, _REDUCE[node.op_type])
+    if is_bool(x):  # ReduceMax/Min of bools (opset 20) are any/all
+        return cast(fn(x=cast(x, np.int32), axes=axes, keep_dims=keep), np.bool_)
+    return fn(x=arg(x), axes=axes, keep_dims=keep)
 
 
 lowering(*_REDUCE)(_reduce)

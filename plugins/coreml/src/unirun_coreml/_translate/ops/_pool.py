@@ -9,7 +9,7 @@ import numpy as np
 from coremltools.converters.mil.mil import Builder as mb
 
 from .._context import Context
-from .._mil import Value, dim, rank
+from .._mil import Value, cast, dim, is_float, np_dtype, rank
 from .._node import Node
 from .._registry import lowering
 from ._conv import interleave
@@ -43,6 +43,12 @@ def _ceil_extra(node: Node, x: Value, kernel: list[int], strides: list[int],
 
 def _pool(ctx: Context, node: Node) -> Value:
     x = ctx.required(node, 0)
+    if not is_float(x):  # MIL pools take floats; max of small integers is exact in fp32
+        return cast(_float_pool(node, cast(x, np.float32)), np_dtype(x))
+    return _float_pool(node, x)
+
+
+def _float_pool(node: Node, x: Value) -> Value:
     spatial = rank(x) - 2
     kernel = node.ints("kernel_shape") or []
     strides = node.ints("strides", [1] * spatial) or [1] * spatial

@@ -69,7 +69,10 @@ def _nearest_is_repeat(scale: float, size_in: int | None, coordinates: str, near
     return True
 
 
-def _target(ctx: Context, node: Node, x: Value) -> tuple[list[float], list[int | None]]:
+def _target(
+    ctx: Context, node: Node, x: Value
+) -> tuple[list[float], list[int | None], bool]:
+    """(scales, output sizes) of the last two axes, and whether scales (not sizes) were given."""
     r = rank(x)
     scales_in: np.ndarray | None
     sizes_in: np.ndarray | None
@@ -101,7 +104,7 @@ def _target(ctx: Context, node: Node, x: Value) -> tuple[list[float], list[int |
     for a in range(r - 2):
         if sizes[a] != dim(x, a) or (scales[a] != 1.0 and not math.isnan(scales[a])):
             raise node.error("Core ML resizes only the last two axes; other scales must be 1")
-    return scales[-2:], sizes[-2:]
+    return scales[-2:], sizes[-2:], sizes_in is None or not sizes_in.size
 
 
 @lowering("Resize", "Upsample", check=_resize_check)
@@ -110,7 +113,7 @@ def _resize(ctx: Context, node: Node) -> Value:
     if rank(x) < 3:
         raise node.error("Core ML resizes inputs of rank >= 3")
     mode, coordinates, nearest = _settings(node)
-    scales, sizes = _target(ctx, node, x)
+    scales, sizes, from_scales = _target(ctx, node, x)
     if node.attr("antialias", 0) and any(s < 1 for s in scales):
         raise node.error("antialiased down-sampling is not supported")
     ins = [dim(x, rank(x) - 2), dim(x, rank(x) - 1)]
@@ -124,12 +127,12 @@ def _resize(ctx: Context, node: Node) -> Value:
         return mb.upsample_nearest_neighbor(
             x=x, scale_factor_height=np.int32(scales[0]), scale_factor_width=np.int32(scales[1])
         )
-    if coordinates != "align_corners":
+    if from_scales:
         for s, n, out in zip(scales, ins, sizes, strict=True):
             if n is not None and out is not None and n * s != out:
                 raise node.error(
                     f"scale {s} does not map {n} pixels to a whole {out}; Core ML samples at "
-                    "in/out spacing, ONNX at 1/scale"
+                    "the in/out ratio, ONNX at the given scale"
                 )
     if coordinates == "pytorch_half_pixel" and 1 in sizes and 1 not in ins:
         raise node.error("pytorch_half_pixel to an output size of 1 is not supported")

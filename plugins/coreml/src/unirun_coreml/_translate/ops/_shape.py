@@ -26,6 +26,7 @@ from .._mil import (
     shape,
     shape_tensor,
     static_shape,
+    var,
 )
 from .._node import Node
 from .._registry import lowering
@@ -57,7 +58,17 @@ def _reshape(ctx: Context, node: Node) -> Value:
     if target is None:
         raise node.error("needs a shape")
     if not is_const(target):
-        return mb.reshape(x=x, shape=cast(target, np.int32))
+        target = cast(target, np.int32)
+        if not node.attr("allowzero", 0):
+            # ONNX 0 copies the input's dim; MIL allows that only at equal ranks, so resolve it.
+            k = int(shape(target)[0])
+            dims = mb.shape(x=x)
+            if k > rank(x):
+                dims = mb.concat(values=[dims, np.ones(k - rank(x), np.int32)], axis=0)
+            elif k < rank(x):
+                dims = mb.slice_by_index(x=dims, begin=[0], end=[k])
+            target = mb.select(cond=mb.equal(x=target, y=np.int32(0)), a=dims, b=target)
+        return mb.reshape(x=x, shape=target)
     dims = shape(x)
     keep_zero = bool(node.attr("allowzero", 0))
     entries = [dims[i] if t == 0 and not keep_zero else int(t) for i, t in enumerate(target)]
@@ -133,6 +144,14 @@ def _broadcast_to(x: Value, target: Value) -> Value:
         return mb.logical_or(x=x, y=mb.fill(shape=cast(target, np.int32), value=False))
     zeros = mb.fill(shape=cast(target, np.int32), value=scalar(0, x))
     return mb.add(x=x, y=zeros)
+
+
+def broadcast_like(x: Value, other: Value) -> Value:
+    """x broadcast against other's shape (numpy rules)."""
+    target = static_shape(other)
+    if is_const(x) and target is not None:
+        return np.broadcast_to(x, np.broadcast_shapes(x.shape, target)).copy()
+    return _broadcast_to(var(x), shape_tensor(other))
 
 
 @lowering("Expand")
@@ -259,4 +278,7 @@ def _depth_to_space(ctx: Context, node: Node) -> Value:
 
 @lowering("SpaceToDepth")
 def _space_to_depth(ctx: Context, node: Node) -> Value:
-    return mb.space_to_depth(x=ctx.required(node, 0), block_size=int(node.attr("blocksize")))
+    x, block = ctx.required(node, 0), int(node.attr("blocksize"))
+    if node.attr("mode", "DCR") == "CRD":  # opset 28; the inverse of pixel_shuffle
+        return mb.pixel_unshuffle(x=x, downscale_factor=np.uint32(block))
+    return mb.space_to_depth(x=x, block_size=block)
