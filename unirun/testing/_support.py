@@ -113,7 +113,7 @@ def _find_backend(name: str, plugin_path: str | Path | None) -> Any:
 class _BackendCache:
     def __init__(self) -> None:
         self._found: dict[tuple[str, str], Any] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # plugin_from_source clears it from inside a lookup
 
     def __call__(self, name: str, plugin_path: str | Path | None) -> Any:
         key = (name, str(plugin_path))

@@ -1,0 +1,180 @@
+"""The conformance kit itself: it refuses silently dropped tests, and it fails a buggy backend
+on exactly the tests its bugs break."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from unirun import _registry
+from unirun.testing.conformance import BackendConformance, plugin_from_source
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "plugins" / "_template"
+
+
+def test_a_redefined_standard_test_is_refused() -> None:
+    with pytest.raises(TypeError, match="test_close"):
+
+        class TestSneaky(BackendConformance):
+            backend = "reference"
+
+            def test_close(self) -> None:  # type: ignore[override]
+                pass
+
+
+def test_a_dropped_standard_test_is_refused() -> None:
+    with pytest.raises(TypeError, match="test_signature"):
+
+        class TestDropped(BackendConformance):
+            backend = "reference"
+            test_signature = None  # type: ignore[assignment]
+
+
+def test_a_redefinition_marked_xfail_with_a_reason_is_allowed() -> None:
+    class Allowed(BackendConformance):
+        backend = "reference"
+
+        @pytest.mark.xfail(reason="the engine cannot close", strict=True)
+        def test_close(self) -> None:  # type: ignore[override]
+            raise AssertionError
+
+    assert Allowed.test_close is not BackendConformance.test_close
+
+
+def test_xfail_entries_must_name_a_standard_test_and_give_a_reason() -> None:
+    with pytest.raises(TypeError, match="not a standard test"):
+
+        class TestTypo(BackendConformance):
+            backend = "reference"
+            xfail: ClassVar[dict[str, str]] = {"test_clsoe": "typo"}
+
+    with pytest.raises(TypeError, match="needs a reason"):
+
+        class TestNoReason(BackendConformance):
+            backend = "reference"
+            xfail: ClassVar[dict[str, str]] = {"test_close": " "}
+
+
+def test_a_test_class_must_name_its_backend() -> None:
+    with pytest.raises(TypeError, match="must set `backend`"):
+
+        class TestNameless(BackendConformance):
+            pass
+
+
+def test_plugin_from_source_is_undone_afterwards() -> None:
+    assert "template" not in _registry._all_entries()
+    with plugin_from_source(TEMPLATE):
+        assert "template" in _registry._all_entries()
+        entry = _registry._all_entries()["template"]
+        assert (entry.dist, entry.dist_version) == ("unirun-template", "0.1.0")
+    assert "template" not in _registry._all_entries()
+
+
+BUGGY = '''
+import ml_dtypes
+import numpy as np
+
+import unirun
+from unirun._reference import ReferenceBackend, ReferenceExecutable
+from unirun.errors import UnsupportedModelError
+from unirun.testing.conformance import BackendConformance
+
+
+class ReusedBuffers(ReferenceExecutable):
+    """Bugs: writes every result into the previous call's arrays; bfloat16 comes back as
+    float32."""
+
+    _last = None
+
+    def infer(self, feeds):
+        results = [
+            r.astype(np.float32) if r.dtype == ml_dtypes.bfloat16 else r
+            for r in super().infer(feeds)
+        ]
+        last = self._last
+        if last is not None and [(a.shape, a.dtype) for a in last] == [
+            (r.shape, r.dtype) for r in results
+        ]:
+            for a, r in zip(last, results):
+                a[...] = r
+            return last
+        self._last = [np.array(r) for r in results]
+        return self._last
+
+
+class BuggyBackend(ReferenceBackend):
+    name = "buggy"
+
+    def compile(self, model, target):
+        try:
+            return super().compile(model, target)
+        except UnsupportedModelError as exc:  # bug: the engine's error is not mapped
+            raise RuntimeError(str(exc)) from None
+
+    def load(self, artifact, device):
+        base = super().load(artifact, device)
+        executable = ReusedBuffers.__new__(ReusedBuffers)
+        executable.__dict__.update(base.__dict__)
+        return executable
+
+
+unirun.register_backend(BuggyBackend(), replace=True)
+
+
+class TestBuggyConformance(BackendConformance):
+    backend = "buggy"
+'''
+
+
+@pytest.mark.slow
+def test_a_buggy_backend_fails_the_tests_its_bugs_break(tmp_path: Path) -> None:
+    (tmp_path / "test_buggy.py").write_text(textwrap.dedent(BUGGY))
+    report = tmp_path / "report.xml"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(tmp_path / "test_buggy.py"),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            f"--junitxml={report}",
+            "-W",
+            "error",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    cases = ET.parse(report).getroot().iter("testcase")
+    outcome = {
+        case.get("name"): (
+            "failed"
+            if case.find("failure") is not None or case.find("error") is not None
+            else "skipped"
+            if case.find("skipped") is not None
+            else "passed"
+        )
+        for case in cases
+    }
+    failed = {name for name, state in outcome.items() if state == "failed"}
+    assert failed == {
+        "test_discovered_through_entry_point",  # registered in-process, not an entry point
+        "test_dtype_round_trip[bfloat16-cpu]",
+        "test_outputs_and_inputs_are_not_shared[cpu]",
+        "test_unsupported_operator[cpu]",
+        "test_invalid_graph[cpu]",  # inherited from onnx.reference
+    }, failed
+    assert all(
+        outcome[f"test_outputs_match_reference[{m}-cpu]"] == "passed"
+        for m in ("conv_net", "mlp", "matmul_symbolic", "embedding", "multi_io")
+    )
