@@ -107,3 +107,10 @@ def test_align_corners_with_inexact_scales_is_refused(harness: Any) -> None:
                           {"s": np.array([1, 1, 0.6, 0.6], F32)}, opset=13)
     with pytest.raises(uc.TranslationError, match="scale"):
         uc.translate(model)
+
+
+def test_log_of_zero_is_minus_infinity(harness: Any) -> None:
+    # MIL's log adds an epsilon (1e-45) unless told otherwise.
+    x = np.array([0.0, 1e-30, 1.0, 5.0], F32)
+    model = harness.model([helper.make_node("Log", ["x"], ["y"])], {"x": (F32, x.shape)}, ["y"])
+    harness.check(model, {"x": x})

@@ -60,8 +60,9 @@ class Evaluator:
         function = _materialize(program, main, {k: v.shape for k, v in arrays.items()})
         for name, var in function.inputs.items():
             _set_value(var, arrays[name])
-        for op in function.operations:
-            _run(op)
+        with np.errstate(all="ignore"):  # inf and nan propagate as they would on the device
+            for op in function.operations:
+                _run(op)
         results = {}
         by_name = {m.coreml_name: m for m in self.outputs}
         for var in function.outputs:

@@ -13,7 +13,7 @@ from .._node import Node
 from .._registry import lowering
 
 _UNARY = {
-    "Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log",
+    "Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp",
     "Sqrt": "sqrt", "Abs": "abs", "Floor": "floor", "Ceil": "ceil", "Round": "round",
     "Sin": "sin", "Cos": "cos", "Tan": "tan", "Asin": "asin", "Acos": "acos", "Atan": "atan",
     "Sinh": "sinh", "Cosh": "cosh", "Erf": "erf", "Softsign": "softsign",
@@ -30,6 +30,13 @@ def _unary(op: str) -> Any:
 
 for _onnx, _mil_op in _UNARY.items():
     lowering(_onnx)(_unary(_mil_op))
+
+
+@lowering("Log")
+def _log(ctx: Context, node: Node) -> Value:
+    x = ctx.required(node, 0)
+    # MIL log computes log(x + epsilon), epsilon 1e-45 by default: log(0) would not be -inf.
+    return mb.log(x=x, epsilon=scalar(0.0, x))
 
 
 @lowering("Identity")
