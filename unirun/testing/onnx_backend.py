@@ -249,9 +249,7 @@ class _OpenVinoRep:
         self.outputs = [compiled.output(v.name) for v in model.graph.output]
 
     def run(self, inputs: Any, **kwargs: Any) -> list[Any]:
-        import openvino
-
-        feeds = {n: openvino.Tensor(np.ascontiguousarray(inputs[i])) for i, n in self.inputs}
+        feeds = {n: inputs[i] for i, n in self.inputs}
         result = self.compiled.create_infer_request().infer(feeds)
         return [result[port] for port in self.outputs]
 
@@ -459,21 +457,26 @@ def _versions(name: str) -> dict[str, str | None]:
 def report(
     name: str, device: str, runs: Mapping[str, tuple[dict[str, Outcome], float]]
 ) -> dict[str, Any]:
-    """The JSON document the command line writes: versions, then per run a summary, the time it
-    took and every test's outcome; with two runs, the tests only one of them passes."""
+    """The JSON document the command line writes: versions, every test's name, then per run a
+    summary, the time it took and the outcome of each test that did not pass; with two runs,
+    the tests only one of them passes."""
+    names = sorted({test for results, _ in runs.values() for test in results})
     doc: dict[str, Any] = {
         "suite": "onnx.backend.test node tests",
         "backend": name,
         "device": device,
         "versions": _versions(name),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "tests": names,
         "runs": {},
     }
     for mode, (results, seconds) in runs.items():
         doc["runs"][mode] = {
             "summary": summarize(results),
             "seconds": round(seconds, 1),
-            "tests": {k: v.to_json() for k, v in sorted(results.items())},
+            "not_passed": {
+                k: v.to_json() for k, v in sorted(results.items()) if v.status != "pass"
+            },
         }
     if "unirun" in runs and "native" in runs:
         ours, theirs = runs["unirun"][0], runs["native"][0]
@@ -530,7 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc = report(args.backend, args.device, runs)
     out = args.out or Path("node-suite-results") / f"{args.backend}-{args.device}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {out}")
     return 0
 
