@@ -254,3 +254,16 @@ def test_predict_fp16_build(harness: Any, rng: np.random.Generator) -> None:
     got = _predict(package, feeds, "ALL")
     for name, want in expected.items():
         assert harness.compare_arrays(got[name], want, FP16_RTOL).ok, name
+
+
+def test_fp16_batch_norm_with_huge_variance(harness: Any, rng: np.random.Generator) -> None:
+    # A BatchNorm variance above the fp16 range (65504) is fine as long as the BN is folded
+    # into the conv in fp32 before the weights become fp16.
+    w = rng.standard_normal((4, 3, 3, 3)).astype(F32) * 300
+    inits = {"w": w, "s": np.ones(4, F32), "b": np.zeros(4, F32),
+             "m": np.full(4, 50.0, F32), "v": np.array([1e6, 2e5, 7e4, 3e6], F32)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["y"])]
+    model = harness.model(nodes, {"x": (F32, (1, 3, 8, 8))}, ["y"], inits, opset=15)
+    harness.check(model, {"x": rng.standard_normal((1, 3, 8, 8)).astype(F32)},
+                  rtol=FP16_RTOL, precision="fp16")

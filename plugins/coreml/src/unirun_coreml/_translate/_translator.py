@@ -28,6 +28,8 @@ _PRECISIONS = ("fp32", "fp16")
 
 @dataclass(frozen=True)
 class TranslationResult:
+    """A translated model: the ML Program and how its inputs/outputs map to the ONNX ones."""
+
     model: Any  # coremltools.models.MLModel (ML Program), not loaded
     inputs: tuple[TensorMapping, ...]
     outputs: tuple[TensorMapping, ...]
@@ -76,6 +78,8 @@ def translate(
     TranslationError when a node or Core ML's converter fails.
     """
     ct = coremltools()
+    if not isinstance(model, onnx.ModelProto):
+        raise TypeError(f"translate() takes an onnx.ModelProto, got {type(model).__name__}")
     if precision not in _PRECISIONS:
         raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}")
     constants = {k: np.asarray(v) for k, v in (constant_inputs or {}).items()}
