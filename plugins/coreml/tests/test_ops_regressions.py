@@ -114,3 +114,28 @@ def test_log_of_zero_is_minus_infinity(harness: Any) -> None:
     x = np.array([0.0, 1e-30, 1.0, 5.0], F32)
     model = harness.model([helper.make_node("Log", ["x"], ["y"])], {"x": (F32, x.shape)}, ["y"])
     harness.check(model, {"x": x})
+
+
+def test_expand_after_a_runtime_reshape(harness: Any, rng: np.random.Generator) -> None:
+    # From a PyTorch-exported attention mask: the reshape's dims are unknown at conversion,
+    # so Expand must decide its repeats at run time (an x + zeros(shape) broadcast is dropped
+    # by coremltools' noop elimination).
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "i0"], ["b"]),
+        helper.make_node("Gather", ["s", "i1"], ["n"]),
+        helper.make_node("Concat", ["b", "one", "one", "n"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["x4"]),
+        helper.make_node("Expand", ["x4", "heads"], ["e"]),
+        helper.make_node("Mul", ["b", "four"], ["bh"]),
+        helper.make_node("Concat", ["bh", "one", "n"], ["flat"], axis=0),
+        helper.make_node("Reshape", ["e", "flat"], ["y"]),
+    ]
+    inits = {"i0": np.array([0], I64), "i1": np.array([1], I64), "one": np.array([1], I64),
+             "heads": np.array([1, 4, 1, 1], I64), "four": np.array([4], I64)}
+    model = harness.model(nodes, {"x": (F32, ["b", "n"])}, ["y"], inits, opset=13)
+    package = harness.package(model, shapes={"x": ((1, 1), (2, 7), (4, 16))})
+    for shape in [(2, 7), (3, 5)]:
+        x = rng.standard_normal(shape).astype(F32)
+        np.testing.assert_array_equal(uc.evaluate(package, {"x": x})["y"],
+                                      harness.ort(model, {"x": x})["y"])

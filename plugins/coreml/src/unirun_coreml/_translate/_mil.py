@@ -30,7 +30,8 @@ def to_mil_array(array: np.ndarray) -> np.ndarray:
     if kind in "iu":
         if array.dtype == np.int32:
             return array
-        clipped: np.ndarray = np.clip(array, _INT32.min, _INT32.max).astype(np.int32)
+        # np.asarray: clip of a 0-d array returns a numpy scalar.
+        clipped = np.asarray(np.clip(array, _INT32.min, _INT32.max).astype(np.int32))
         return clipped
     if array.dtype in (np.float32, np.float16):
         return array

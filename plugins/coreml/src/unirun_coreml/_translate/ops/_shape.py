@@ -16,7 +16,6 @@ from .._mil import (
     cast,
     dim,
     dims_vector,
-    is_bool,
     is_const,
     is_float,
     normalize_axis,
@@ -133,17 +132,29 @@ def _broadcast_to(x: Value, target: Value) -> Value:
     if is_const(target):
         wanted = [int(t) for t in target.reshape(-1)]
         out_rank = max(rank(x), len(wanted))
-        if rank(x) < out_rank:
-            x = mb.expand_dims(x=x, axes=np.arange(out_rank - rank(x), dtype=np.int32))
         wanted = [1] * (out_rank - len(wanted)) + wanted
-        reps = [w if dim(x, i) == 1 else 1 for i, w in enumerate(wanted)]
-        if all(r == 1 for r in reps):
-            return x
-        return mb.tile(x=x, reps=np.array(reps, np.int32))
-    if is_bool(x):
-        return mb.logical_or(x=x, y=mb.fill(shape=cast(target, np.int32), value=False))
-    zeros = mb.fill(shape=cast(target, np.int32), value=scalar(0, x))
-    return mb.add(x=x, y=zeros)
+        dims = [1] * (out_rank - rank(x)) + [dim(x, i) for i in range(rank(x))]
+        # Decidable now unless a dim of x is unknown where the target asks for more than 1.
+        if all(d is not None or w == 1 for d, w in zip(dims, wanted, strict=True)):
+            if rank(x) < out_rank:
+                x = mb.expand_dims(x=x, axes=np.arange(out_rank - rank(x), dtype=np.int32))
+            reps = [w if d == 1 else 1 for d, w in zip(dims, wanted, strict=True)]
+            if all(r == 1 for r in reps):
+                return x
+            return mb.tile(x=x, reps=np.array(reps, np.int32))
+    # A runtime shape: tile by the target where x has a 1. (Not x + zeros(target):
+    # coremltools' noop elimination drops that add, and the broadcast with it.)
+    target = cast(target, np.int32)
+    count = int(shape(target)[0])
+    out_rank = max(rank(x), count)
+    if rank(x) < out_rank:
+        x = mb.expand_dims(x=x, axes=np.arange(out_rank - rank(x), dtype=np.int32))
+    if count < out_rank:
+        target = mb.concat(values=[np.ones(out_rank - count, np.int32), target], axis=0)
+    ones = np.ones(out_rank, np.int32)
+    reps = mb.select(cond=mb.equal(x=arg(cast(shape_tensor(x), np.int32)), y=np.int32(1)),
+                     a=target, b=ones)
+    return mb.tile(x=x, reps=reps)
 
 
 def broadcast_like(x: Value, other: Value) -> Value:
