@@ -181,7 +181,9 @@ class _Build:
         if cache is False:
             staging = Path(tempfile.mkdtemp(prefix="unirun-build-"))
             try:
-                artifact = self._compile(staging, None)
+                # The engine's own cache must not land among the payload files.
+                with tempfile.TemporaryDirectory(prefix="unirun-engine-") as engine_dir:
+                    artifact = self._compile(staging, Path(engine_dir))
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
@@ -195,10 +197,10 @@ class _Build:
                 "options": self.options.model_dump(mode="json"),
             }
         )
-        return store.get_or_build(key, lambda staging: self._compile(staging, store))
+        engine_dir = store.engine_dir(self.name)
+        return store.get_or_build(key, lambda staging: self._compile(staging, engine_dir))
 
-    def _compile(self, staging: Path, store: CompileCache | None) -> Artifact:
-        engine_dir = store.engine_dir(self.name) if store else staging / ".engine-cache"
+    def _compile(self, staging: Path, engine_dir: Path) -> Artifact:
         target = Target(
             self.device.device, self.options, self.plugin_options, staging, engine_dir, self.stamp
         )

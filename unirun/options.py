@@ -81,14 +81,19 @@ class CompileOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    precision: Precision = Field("fp32", description="Compute precision of floating-point math.")
+    precision: Precision = Field(
+        default="fp32", description="Compute precision of floating-point math."
+    )
     shapes: dict[str, ShapeRange] = Field(
         default_factory=dict,
         description="Per input: a fixed shape or (min, opt, max) bounds for its dynamic dims.",
     )
-    threads: int | None = Field(None, ge=1, description="Threads one inference may use.")
+    threads: int | None = Field(default=None, ge=1, description="Threads one inference may use.")
     optimization_level: int | None = Field(
-        None, ge=0, le=3, description="Graph optimisation: 0 none, 1 basic, 2 extended, 3 all."
+        default=None,
+        ge=0,
+        le=3,
+        description="Graph optimisation: 0 none, 1 basic, 2 extended, 3 all.",
     )
     backend_options: dict[str, Any] = Field(
         default_factory=dict, description="The backend's own options, validated by its plugin."

@@ -17,13 +17,13 @@ class OnnxRuntimeOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     inter_op_threads: int | None = Field(
-        None, ge=1, description="Threads running independent nodes in parallel mode."
+        default=None, ge=1, description="Threads running independent nodes in parallel mode."
     )
     execution_mode: Literal["sequential", "parallel"] | None = Field(
-        None, description="Run independent branches of the graph in parallel ('parallel')."
+        default=None, description="Run independent branches of the graph in parallel ('parallel')."
     )
     allow_spinning: bool | None = Field(
-        None, description="Let idle intra-op threads spin (lower latency, more CPU burnt)."
+        default=None, description="Let idle intra-op threads spin (lower latency, more CPU burnt)."
     )
     provider_options: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
@@ -31,7 +31,7 @@ class OnnxRuntimeOptions(BaseModel):
         "{'cudnn_conv_algo_search': 'HEURISTIC', 'gpu_mem_limit': 2**31}.",
     )
     allow_cpu_fallback: bool = Field(
-        False,
+        default=False,
         description="On CUDA, let ONNX Runtime run nodes CUDA cannot take on the CPU instead "
         "of failing (ONNX Runtime's own default, which unirun turns off).",
     )
