@@ -182,8 +182,8 @@ class _Build:
             staging = Path(tempfile.mkdtemp(prefix="unirun-build-"))
             try:
                 # The engine's own cache must not land among the payload files.
-                with tempfile.TemporaryDirectory(prefix="unirun-engine-") as engine_dir:
-                    artifact = self._compile(staging, Path(engine_dir))
+                with tempfile.TemporaryDirectory(prefix="unirun-engine-") as scratch:
+                    artifact = self._compile(staging, Path(scratch))
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
