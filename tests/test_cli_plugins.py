@@ -36,7 +36,7 @@ class _Stub:
     def compile(self, model: Any, target: Any) -> Any:
         raise NotImplementedError
 
-    def load(self, artifact: Any, device: Any) -> Any:
+    def load(self, artifact: Any, device: Any, cache_dir: Any = None) -> Any:
         raise NotImplementedError
 
 

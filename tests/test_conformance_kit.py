@@ -118,7 +118,7 @@ class BuggyBackend(ReferenceBackend):
         except UnsupportedModelError as exc:  # bug: the engine's error is not mapped
             raise RuntimeError(str(exc)) from None
 
-    def load(self, artifact, device):
+    def load(self, artifact, device, cache_dir=None):
         base = super().load(artifact, device)
         executable = ReusedBuffers.__new__(ReusedBuffers)
         executable.__dict__.update(base.__dict__)

@@ -8,6 +8,7 @@ any backend (``unirun compare MODEL -b onnxruntime,reference``). It is never cho
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -59,7 +60,9 @@ class ReferenceBackend:
         onnx.save(proto, str(target.directory / PAYLOAD))
         return target.finish(graph_inputs(proto), graph_outputs(proto))
 
-    def load(self, artifact: Artifact, device: Device) -> ReferenceExecutable:
+    def load(
+        self, artifact: Artifact, device: Device, cache_dir: Path | None = None
+    ) -> ReferenceExecutable:
         import onnx
 
         proto = onnx.load(str(artifact.path(PAYLOAD)))

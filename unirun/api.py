@@ -74,7 +74,7 @@ def load(
                 f"{', '.join(k for k, v in given.items() if v)} cannot change a compiled artifact "
                 "(its manifest fixes them); compile the ONNX model with these options instead"
             )
-        return _load_artifact(artifact, backend, Device.parse(device), "artifact")
+        return _load_artifact(artifact, backend, Device.parse(device), cache)
     if backend == "fastest":
         return _fastest(
             source,
@@ -88,7 +88,7 @@ def load(
         )
     build = _Build(source, backend, device, precision, shapes, options, threads, optimization_level)
     artifact, status = build.run(cache)
-    return _open(build.name, build.backend, build.device.device, artifact, status)
+    return _open(build.name, build.backend, build.device.device, artifact, status, cache)
 
 
 def compile(
@@ -299,7 +299,9 @@ def _as_artifact(source: Source) -> Artifact | None:
     return None
 
 
-def _load_artifact(artifact: Artifact, backend: str, device: Device, status: CacheStatus) -> Model:
+def _load_artifact(
+    artifact: Artifact, backend: str, device: Device, cache: bool | str | os.PathLike[str]
+) -> Model:
     manifest = artifact.manifest
     if backend not in ("auto", manifest.backend):
         raise ArtifactError(
@@ -325,7 +327,7 @@ def _load_artifact(artifact: Artifact, backend: str, device: Device, status: Cac
     info = _artifact_device(
         manifest.backend, be, built_on, device, devices, manifest.device_identity
     )
-    return _open(manifest.backend, be, info.device, artifact, status)
+    return _open(manifest.backend, be, info.device, artifact, "artifact", cache)
 
 
 def _artifact_device(
@@ -363,10 +365,18 @@ def _artifact_device(
 
 
 def _open(
-    name: str, backend: Backend, device: Device, artifact: Artifact, status: CacheStatus
+    name: str,
+    backend: Backend,
+    device: Device,
+    artifact: Artifact,
+    status: CacheStatus,
+    cache: bool | str | os.PathLike[str],
 ) -> Model:
+    engine_dir = None
+    if cache is not False:
+        engine_dir = CompileCache(None if cache is True else Path(cache)).engine_dir(name)
     try:
-        executable = backend.load(artifact, device)
+        executable = backend.load(artifact, device, cache_dir=engine_dir)
     except UnirunError:
         raise
     except Exception as exc:
@@ -411,7 +421,7 @@ def _fastest(
                 model, name, device, precision, shapes, options, threads, optimization_level
             )
             artifact, status = build.run(cache)
-            candidate = _open(name, build.backend, build.device.device, artifact, status)
+            candidate = _open(name, build.backend, build.device.device, artifact, status, cache)
         except UnirunError as exc:
             log.info("fastest: skipping %s: %s", name, exc)
             continue

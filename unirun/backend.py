@@ -11,7 +11,7 @@ Lifecycle::
     backend.probe()              may import the engine; never raises; called before anything else
     backend.devices()            only if probe() said available
     backend.compile(model, target) -> Artifact      files written into target.directory
-    backend.load(artifact, device) -> Executable    any number of times per artifact
+    backend.load(artifact, device, cache_dir=...) -> Executable    any number of times
     executable.infer(feeds) ... executable.close()
 
 Rules every plugin follows:
@@ -250,7 +250,11 @@ class Backend(Protocol):
         and return ``target.finish(...)``. Must not keep state between calls."""
         ...
 
-    def load(self, artifact: Artifact, device: Device) -> Executable:
+    def load(self, artifact: Artifact, device: Device, cache_dir: Path | None = None) -> Executable:
         """Load a verified artifact (checksums and manifest already checked by the core) on
-        ``device`` (one of ``devices()``). Raise ``ArtifactError`` if it cannot be loaded here."""
+        ``device`` (one of ``devices()``). Raise ``ArtifactError`` if it cannot be loaded here.
+
+        ``cache_dir`` is the same engine-cache directory ``Target.cache_dir`` gave at compile
+        time, for a plugin that must rebuild at load (a blob that does not import here); None
+        when the user turned caching off."""
         ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -221,3 +222,19 @@ def test_auto_artifact_compiles_its_ir_quietly(
         assert str(m.device) == "auto" and _ov(m).loaded_from == "ir"
         _check(m, proto)
     assert not caplog.records
+
+
+def test_an_auto_artifact_rebuilds_through_the_engine_cache(cache_dir: Path) -> None:
+    """AUTO cannot export a blob, so loading its artifact compiles the IR: the core's
+    ``cache_dir`` lets OpenVINO keep that compiled model for the next load."""
+    from unirun.testing import mlp
+
+    art = unirun.compile(mlp(), backend="openvino", device="auto")
+    assert art.manifest.extra["blob"] is None
+    engines = cache_dir / "engines" / "openvino"
+    shutil.rmtree(engines)
+    with unirun.load(art.directory) as model:
+        assert model.device == unirun.Device("auto")
+    assert any(p.is_file() for p in engines.rglob("*"))
+    with unirun.load(art.directory, cache=False) as model:
+        model(np.ones((1, 16), np.float32))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -90,7 +91,9 @@ class TemplateBackend:
         (target.directory / PAYLOAD).write_bytes(blob)
         return target.finish(inputs, outputs)
 
-    def load(self, artifact: Artifact, device: Device) -> TemplateExecutable:
+    def load(
+        self, artifact: Artifact, device: Device, cache_dir: Path | None = None
+    ) -> TemplateExecutable:
         engine = _engine()
         try:
             program = engine.load(artifact.path(PAYLOAD).read_bytes(), device=device.kind)

@@ -6,6 +6,7 @@ import functools
 import platform
 import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -153,7 +154,9 @@ class OnnxRuntimeBackend:
 
     # -- load ----------------------------------------------------------------------------------
 
-    def load(self, artifact: Artifact, device: Device) -> OrtExecutable:
+    def load(
+        self, artifact: Artifact, device: Device, cache_dir: Path | None = None
+    ) -> OrtExecutable:
         ort = _ort()
         compile_options = artifact.manifest.options
         options = _plugin_options(compile_options.backend_options)

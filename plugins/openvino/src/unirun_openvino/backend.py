@@ -9,6 +9,7 @@ and, when the blob cannot be used here, recompiles the IR and logs why.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unirun.backend import API_VERSION, Capabilities, DeviceInfo, Probe, Target, ThreadSafety
@@ -154,7 +155,9 @@ class OpenVINOBackend:
 
     # -- load ----------------------------------------------------------------------------------
 
-    def load(self, artifact: Artifact, device: Device) -> OpenVINOExecutable:
+    def load(
+        self, artifact: Artifact, device: Device, cache_dir: Path | None = None
+    ) -> OpenVINOExecutable:
         extra = artifact.manifest.extra
         ov_device = _devices.ov_name(_engine.core(), device)
         if not isinstance(extra.get("properties"), dict):
@@ -181,7 +184,15 @@ class OpenVINOBackend:
                 raise ArtifactError(
                     f"the artifact's OpenVINO IR cannot be read: {message(exc)}", field="files"
                 ) from exc
-            compiled = _engine.compile_model(engine, ov_model, ov_device, props)
+            cache = {}
+            cpu = dict(extra.get("cpu_core_properties", {}))
+            if (
+                cache_dir is not None
+                and parse(artifact.manifest.options.backend_options).engine_cache
+            ):
+                # The same per-property-set directory compile used, so a rebuild is cached too.
+                cache = {"CACHE_DIR": str(cache_dir / f"ov-{_engine.cache_key(props, cpu)}")}
+            compiled = _engine.compile_model(engine, ov_model, ov_device, {**props, **cache})
         binding = _ports.bind(compiled, artifact.inputs, artifact.outputs, ArtifactError)
         return OpenVINOExecutable(
             compiled, _engine.ov().Tensor, binding, "blob" if reason is None else "ir"
@@ -189,9 +200,7 @@ class OpenVINOBackend:
 
 
 def _use_engine_cache(target: Target, options: OpenVINOOptions) -> bool:
-    # Without a unirun cache (cache=False) the core puts cache_dir inside the build directory:
-    # OpenVINO's cache would then serve no later build and its file would join the payload.
-    return options.engine_cache and not target.cache_dir.is_relative_to(target.directory)
+    return options.engine_cache
 
 
 def _import_obstacle(artifact: Artifact, engine: Any, ov_device: str) -> str | None:
