@@ -280,3 +280,19 @@ def compile_calls() -> Any:
 def test_compile_options_cannot_change_an_artifact(saved: Path) -> None:
     with pytest.raises(OptionsError, match=r"precision, threads cannot change a compiled artifact"):
         unirun.load(saved, precision="fp16", threads=2)
+
+
+def test_sequence_inputs_are_unsupported_not_invalid() -> None:
+    from onnx import TensorProto, helper
+
+    from unirun import UnsupportedModelError
+
+    graph = helper.make_graph(
+        [helper.make_node("SequenceLength", ["seq"], ["n"])],
+        "seq",
+        [helper.make_tensor_sequence_value_info("seq", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("n", TensorProto.INT64, [])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(UnsupportedModelError, match="'seq' is a sequence; unirun exchanges dense"):
+        unirun.compile(model, backend="reference")

@@ -70,8 +70,14 @@ class ReferenceBackend:
 
 
 def _evaluator(proto: Any) -> Any:
+    import onnx
     from onnx.reference import ReferenceEvaluator
 
+    try:
+        # The evaluator itself finds an undefined value only when it runs the graph.
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        raise InvalidModelError(f"the model is not a valid ONNX graph: {exc}") from exc
     try:
         return ReferenceEvaluator(proto)
     except NotImplementedError as exc:

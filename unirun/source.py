@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .dtypes import DType
-from .errors import InvalidModelError, OptionsError
+from .errors import InvalidModelError, OptionsError, UnsupportedModelError
 from .options import ShapeRange
 from .tensor import Dim, TensorSpec
 
@@ -129,6 +129,18 @@ def _external_files(proto: onnx.ModelProto, base: Path) -> tuple[Path, ...]:
 
 
 def _spec(value: Any) -> TensorSpec:
+    kind = value.type.WhichOneof("value")
+    if kind not in ("tensor_type", None):
+        what = {
+            "sequence_type": "a sequence",
+            "optional_type": "an optional",
+            "map_type": "a map",
+            "sparse_tensor_type": "a sparse tensor",
+        }.get(kind, kind)
+        raise UnsupportedModelError(
+            f"graph input/output {value.name!r} is {what}; unirun exchanges dense tensors only "
+            "(wrap the model so its inputs and outputs are tensors)"
+        )
     tensor_type = value.type.tensor_type
     try:
         dtype = DType.from_onnx(tensor_type.elem_type)
