@@ -238,3 +238,19 @@ def test_an_auto_artifact_rebuilds_through_the_engine_cache(cache_dir: Path) -> 
     assert any(p.is_file() for p in engines.rglob("*"))
     with unirun.load(art.directory, cache=False) as model:
         model(np.ones((1, 16), np.float32))
+
+
+def test_rotary_embedding_models_keep_no_blob() -> None:
+    """OpenVINO 2026.4 computes RotaryEmbedding wrongly after export/import, so such artifacts
+    carry only the IR; the ONNX node tests' expected outputs must come back."""
+    from unirun.testing.onnx_backend import node_cases
+
+    cases = node_cases("^test_rotary_embedding")
+    assert len(cases) >= 6
+    for case in cases:
+        with unirun.load(case.model, backend="openvino", device="cpu") as m:
+            if any(n.op_type == "RotaryEmbedding" for n in case.model.graph.node):
+                assert m.artifact.manifest.extra["blob"] is None, case.name
+            got = list(m(list(case.inputs)).values())
+        for value, want in zip(got, case.outputs, strict=True):
+            np.testing.assert_allclose(value, want, rtol=1e-4, atol=1e-5, err_msg=case.name)

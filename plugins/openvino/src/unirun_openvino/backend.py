@@ -127,6 +127,14 @@ class OpenVINOBackend:
             log.info("the blob exported from OpenVINO's cache does not import; compiling anew")
             compiled = _engine.compile_model(engine, ov_model, device, props)
             blob = _engine.export(compiled, device)
+        unsafe = sorted({n.op_type for n in model.proto.graph.node} & _BLOB_UNSAFE_OPS)
+        if blob is not None and unsafe:
+            log.info(
+                "not keeping OpenVINO's compiled blob: it computes %s wrongly after "
+                "export/import; loads compile the IR instead",
+                ", ".join(unsafe),
+            )
+            blob = None
         if blob is not None:
             (target.directory / BLOB).write_bytes(blob)
         precision = precision_of(compiled)
@@ -197,6 +205,11 @@ class OpenVINOBackend:
         return OpenVINOExecutable(
             compiled, _engine.ov().Tensor, binding, "blob" if reason is None else "ir"
         )
+
+
+# Operators OpenVINO 2026.4 computes differently once a compiled model went through
+# export_model/import_model (the ONNX node tests test_rotary_embedding* fail only that way).
+_BLOB_UNSAFE_OPS = frozenset({"RotaryEmbedding"})
 
 
 def _use_engine_cache(target: Target, options: OpenVINOOptions) -> bool:
