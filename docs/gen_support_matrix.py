@@ -23,7 +23,11 @@ PAGE = DOCS / "support-matrix.md"
 #: The backends shipped in this repository, in the order the page lists them.
 BUNDLED = ("onnxruntime", "openvino", "coreml", "reference")
 #: Words for why a test passes only natively, keyed by a fragment of unirun's error message.
-NON_TENSOR = ("unknown to unirun", "sequences and maps are not tensors")
+NON_TENSOR = (
+    "exchanges dense tensors only",
+    "unknown to unirun",
+    "sequences and maps are not tensors",
+)
 #: What is known about tests that pass on one side only, by test-name prefix.
 NOTES = {
     "test_rotary_embedding": "OpenVINO 2026.4 computes RotaryEmbedding wrongly in a compiled model "
