@@ -284,3 +284,24 @@ def test_lowering_errors_name_the_node() -> None:
     with pytest.raises(uc.TranslationError, match=r"top.*K must be a constant") as info:
         uc.translate(model)
     assert info.value.node_name == "top" and info.value.op_type == "TopK"
+
+
+def test_refusals_for_what_core_ml_cannot_compute() -> None:
+    def model_of(node: Any, inits: dict[str, np.ndarray] | None = None,
+                 shape: list[int] | None = None) -> onnx.ModelProto:
+        graph = helper.make_graph(
+            [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape or [2])],
+            [helper.make_tensor_value_info("y", TensorProto.UNDEFINED, None)],
+            [onnx.numpy_helper.from_array(v, k) for k, v in (inits or {}).items()])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+
+    to_fp8 = model_of(helper.make_node("Cast", ["x"], ["y"], name="c",
+                                       to=TensorProto.FLOAT8E5M2))
+    with pytest.raises(uc.UnsupportedOpsError, match="float8"):
+        uc.translate(to_fp8)
+    training = model_of(helper.make_node("Dropout", ["x", "r", "t"], ["y"], name="d"),
+                        {"r": np.array(0.5, F32), "t": np.array(True)})
+    with pytest.raises(uc.TranslationError, match="training-mode"):
+        uc.translate(training)
+    with pytest.raises(uc.InputShapeError, match="empty"):
+        uc.translate(model_of(helper.make_node("Relu", ["x"], ["y"]), shape=[2, 0]))

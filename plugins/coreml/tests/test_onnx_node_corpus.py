@@ -18,6 +18,15 @@ import unirun_coreml as uc
 SAMPLE_EVERY = 10  # of the cases whose ops are all supported, sorted by name
 
 
+def _array(value: Any) -> Any:
+    import onnx
+    from onnx import numpy_helper
+
+    if isinstance(value, onnx.TensorProto):
+        return numpy_helper.to_array(value)
+    return np.asarray(value) if isinstance(value, np.generic) else value
+
+
 @functools.cache
 def _cases() -> list[Any]:
     from onnx.backend.test.case import node
@@ -28,7 +37,8 @@ def _cases() -> list[Any]:
     usable = [
         c for c in collected
         if c.data_sets and not uc.unsupported_ops(c.model)
-        and all(isinstance(v, np.ndarray) for v in (*c.data_sets[0][0], *c.data_sets[0][1]))
+        and all(isinstance(_array(v), np.ndarray)
+                for v in (*c.data_sets[0][0], *c.data_sets[0][1]))
         and "bf16" not in c.name  # we compute bfloat16 models in float32
     ]
     return usable[::SAMPLE_EVERY]
@@ -45,7 +55,8 @@ def _names() -> list[str]:
 def test_node_case(harness: Any, name: str) -> None:
     case = next(c for c in _cases() if c.name == name)
     model = case.model
-    inputs, outputs = case.data_sets[0]
+    inputs = [_array(v) for v in case.data_sets[0][0]]
+    outputs = [_array(v) for v in case.data_sets[0][1]]
     initializers = {i.name for i in model.graph.initializer}
     names = [v.name for v in model.graph.input if v.name not in initializers]
     feeds = dict(zip(names, inputs, strict=True))

@@ -181,6 +181,9 @@ def plan_inputs(
         else:
             dims = declared or []
             onnx_shape = tuple(d if d is not None else "?" for d in dims)
+            if 0 in dims:
+                raise InputShapeError(f"input {name!r} has shape {onnx_shape}: Core ML tensors "
+                                      "cannot be empty")
             free = [i for i, d in enumerate(dims) if not isinstance(d, int)]
             if free:
                 raise InputShapeError(_missing_bounds_message(name, dims, onnx_shape))

@@ -48,6 +48,9 @@ def _identity(ctx: Context, node: Node) -> Value:
 def _dropout(ctx: Context, node: Node) -> Value:
     # Inference: output = input. The optional mask output is all true.
     x = ctx.required(node, 0)
+    training = ctx.input(node, 2)
+    if training is not None and (not isinstance(training, np.ndarray) or bool(training)):
+        raise node.error("training-mode Dropout is random; only inference mode is supported")
     if len(node.outputs) > 1 and node.outputs[1]:
         ones = mb.fill(shape=arg(shape_tensor(x)), value=True)
         return [x, ones]

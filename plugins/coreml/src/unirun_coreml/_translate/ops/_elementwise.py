@@ -171,7 +171,19 @@ def _cast_to(x: Value, onnx_elem_type: int) -> Value:
     return cast(x, mil_dtype_for(np.dtype(helper.tensor_dtype_to_np_dtype(onnx_elem_type))))
 
 
-@lowering("Cast")
+_CASTABLE = {"float32", "float16", "float64", "bool", "int8", "int16", "int32", "int64",
+             "uint8", "uint16", "uint32", "uint64"}
+
+
+def _cast_check(node: Node) -> str | None:
+    target = helper.tensor_dtype_to_np_dtype(int(node.attr("to", 0))) if node.attr("to") else None
+    if target is not None and np.dtype(target).name not in _CASTABLE:
+        return (f"Cast to {np.dtype(target).name} cannot be represented: Core ML computes in "
+                "float32/float16/int32/bool")
+    return None
+
+
+@lowering("Cast", check=_cast_check)
 def _cast(ctx: Context, node: Node) -> Value:
     return _cast_to(ctx.required(node, 0), int(node.attr("to")))
 
@@ -179,4 +191,6 @@ def _cast(ctx: Context, node: Node) -> Value:
 @lowering("CastLike")
 def _cast_like(ctx: Context, node: Node) -> Value:
     x, like = ctx.required(node, 0), ctx.required(node, 1)
+    if is_const(like) and like.dtype.name not in _CASTABLE:
+        raise node.error(f"CastLike to {like.dtype.name} cannot be represented in Core ML")
     return cast(x, np_dtype(like))
