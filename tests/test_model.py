@@ -184,3 +184,15 @@ def test_serial_backend_is_safe_from_many_threads(cnn: unirun.Model) -> None:
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_a_list_of_shape_choices_is_enforced(cnn_path: Path) -> None:
+    shapes = {"image": {"choices": [(1, 3, 8, 8), (4, 3, 8, 8)]}}
+    with unirun.load(cnn_path, backend="reference", shapes=shapes) as model:
+        bounds = model.options.shapes["image"]
+        assert (bounds.min, bounds.opt, bounds.max) == ((1, 3, 8, 8), (1, 3, 8, 8), (4, 3, 8, 8))
+        assert model(_image(4))["logits"].shape == (4, 10)
+        with pytest.raises(InputError, match=r"of shape one of \(1, 3, 8, 8\), \(4, 3, 8, 8\)"):
+            model(_image(2))  # within the bounds, but not one of the choices
+    saved = model.artifact.manifest.model_dump(mode="json")["options"]["shapes"]["image"]
+    assert saved["choices"] == [[1, 3, 8, 8], [4, 3, 8, 8]]

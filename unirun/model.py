@@ -29,7 +29,7 @@ Runner = Callable[[Mapping[str, Array]], Sequence[Array]]
 class _Slot:
     """One input, with everything its per-call check needs resolved ahead of time."""
 
-    __slots__ = ("bounds", "checks", "dtype", "name", "rank", "spec", "static")
+    __slots__ = ("bounds", "checks", "choices", "dtype", "name", "rank", "spec", "static")
 
     def __init__(self, spec: TensorSpec, bounds: ShapeRange | None) -> None:
         self.spec = spec
@@ -51,8 +51,11 @@ class _Slot:
             and all(lo == hi for _, lo, hi in checks)
         )
         self.static: tuple[int, ...] | None = tuple(lo for _, lo, _ in checks) if static else None
+        self.choices = None if bounds is None or bounds.choices is None else set(bounds.choices)
 
     def expected(self) -> str:
+        if self.bounds is not None and self.bounds.choices is not None:
+            return f"{self.spec.dtype} of shape {self.bounds.describe()}"
         if self.bounds is not None and not self.bounds.is_fixed:
             return (
                 f"{self.spec.dtype}[{', '.join(self.bounds.dim(i) for i in range(self.rank or 0))}]"
@@ -270,6 +273,8 @@ class Model:
             for axis, lo, hi in slot.checks:
                 if not lo <= shape[axis] <= hi:
                     raise self._mismatch(slot, array, f"shape {shape} (dimension {axis})")
+            if slot.choices is not None and shape not in slot.choices:
+                raise self._mismatch(slot, array, f"shape {shape}")
         if not array.flags.c_contiguous:
             array = np.ascontiguousarray(array)
         return array
@@ -278,7 +283,7 @@ class Model:
         hint = ""
         if array.dtype != slot.dtype:
             hint = f"; convert it with .astype(numpy.{slot.dtype})"
-        elif slot.bounds is not None and not slot.bounds.is_fixed:
+        elif slot.bounds is not None and not slot.bounds.is_fixed and not slot.choices:
             hint = f"; the model was compiled for {slot.bounds.describe()}"
         return InputError(
             f"input {slot.name!r} expects {slot.expected()}, got {what}{hint}", slot.name

@@ -15,16 +15,28 @@ Precision = Literal["fp32", "fp16", "bf16"]
 
 
 class ShapeRange(BaseModel):
-    """The shapes one input takes: smallest, the one to optimise for, largest (all inclusive)."""
+    """The shapes one input takes: smallest, the one to optimise for, largest (all inclusive).
+
+    With ``choices`` the input takes exactly those shapes (``min``/``max`` are then their
+    elementwise bounds and ``opt`` the first): engines that can specialise for a list (Core ML's
+    EnumeratedShapes) do, the others treat it as the bounds.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     min: tuple[int, ...]
     opt: tuple[int, ...]
     max: tuple[int, ...]
+    choices: tuple[tuple[int, ...], ...] | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> ShapeRange:
+        if self.choices is not None:
+            if not self.choices or len({len(c) for c in self.choices}) != 1:
+                raise ValueError("choices must be a non-empty list of shapes of one rank")
+            bounds = ShapeRange.enumerated(self.choices)
+            if (self.min, self.opt, self.max) != (bounds.min, bounds.opt, bounds.max):
+                raise ValueError("min, opt and max of a list of choices follow from the choices")
         if not len(self.min) == len(self.opt) == len(self.max):
             raise ValueError(f"min, opt and max must have the same rank: {self.describe()}")
         for lo, mid, hi in zip(self.min, self.opt, self.max, strict=True):
@@ -39,6 +51,16 @@ class ShapeRange(BaseModel):
         dims = tuple(shape)
         return cls(min=dims, opt=dims, max=dims)
 
+    @classmethod
+    def enumerated(cls, shapes: Sequence[Sequence[int]]) -> ShapeRange:
+        """Exactly these shapes; the first is the one to optimise for."""
+        choices = tuple(tuple(int(d) for d in shape) for shape in shapes)
+        if not choices or len({len(c) for c in choices}) != 1:
+            raise ValueError("choices must be a non-empty list of shapes of one rank")
+        low = tuple(min(dims) for dims in zip(*choices, strict=True))
+        high = tuple(max(dims) for dims in zip(*choices, strict=True))
+        return cls.model_construct(min=low, opt=choices[0], max=high, choices=choices)
+
     @property
     def is_fixed(self) -> bool:
         return self.min == self.max
@@ -48,6 +70,8 @@ class ShapeRange(BaseModel):
         return len(self.min)
 
     def contains(self, shape: Sequence[int]) -> bool:
+        if self.choices is not None:
+            return tuple(shape) in self.choices
         return len(shape) == len(self.min) and all(
             lo <= d <= hi for lo, d, hi in zip(self.min, shape, self.max, strict=True)
         )
@@ -57,13 +81,18 @@ class ShapeRange(BaseModel):
         return str(lo) if lo == hi else f"{lo}..{hi}"
 
     def describe(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(str(c) for c in self.choices)
         if self.min == self.max:
             return f"({', '.join(map(str, self.min))})"
         return f"min {self.min}, opt {self.opt}, max {self.max}"
 
 
 def _shape_range(value: Any) -> Any:
-    """Accept a fixed shape ``(1, 3, 224, 224)`` or a ``(min, opt, max)`` triple of shapes."""
+    """Accept a fixed shape ``(1, 3, 224, 224)``, a ``(min, opt, max)`` triple of shapes, or
+    ``{"choices": [shape, ...]}``."""
+    if isinstance(value, Mapping) and set(value) == {"choices"}:
+        return ShapeRange.enumerated(value["choices"])
     if isinstance(value, (ShapeRange, Mapping)):
         return value
     if isinstance(value, Sequence) and not isinstance(value, str) and value:
@@ -72,7 +101,8 @@ def _shape_range(value: Any) -> Any:
         if len(value) == 3 and all(isinstance(s, Sequence) for s in value):
             return {"min": value[0], "opt": value[1], "max": value[2]}
     raise ValueError(
-        f"a shape is a tuple of ints, or a (min, opt, max) triple of such tuples; got {value!r}"
+        "a shape is a tuple of ints, a (min, opt, max) triple of such tuples, or "
+        f'{{"choices": [shape, ...]}}; got {value!r}'
     )
 
 
