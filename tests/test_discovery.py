@@ -150,3 +150,32 @@ def test_import_unirun_imports_no_engine() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_compile_only_backend_compiles_but_does_not_run(cnn_path: Path, tmp_path: Path) -> None:
+    """Core ML on Linux: packages can be built, not run. compile() works, load() says why not."""
+    from unirun._reference import ReferenceBackend
+    from unirun.backend import Probe
+
+    class CompileOnly(ReferenceBackend):
+        name = "compileonly"
+
+        def probe(self) -> Probe:
+            return Probe(False, "running needs the FakeOS", "1.0", can_compile=True)
+
+    unirun.register_backend(CompileOnly())
+    try:
+        info = {i.name: i for i in unirun.backends()}["compileonly"]
+        assert (info.available, info.can_compile) == (False, True)
+        saved = unirun.compile(cnn_path, backend="compileonly").save(tmp_path / "a")
+        assert saved.joinpath("manifest.json").is_file()
+        with pytest.raises(
+            BackendUnavailableError, match="cannot run here: running needs the FakeOS"
+        ):
+            unirun.load(cnn_path, backend="compileonly")
+        with pytest.raises(BackendUnavailableError, match="running needs the FakeOS"):
+            unirun.load(saved)
+        with unirun.load(cnn_path) as model:  # never chosen automatically
+            assert model.backend != "compileonly"
+    finally:
+        unirun.unregister_backend("compileonly")

@@ -48,6 +48,7 @@ class BackendInfo:
     capabilities: Capabilities | None = None
     install: str = ""  #: the command that installs or repairs it
     installed: bool = True
+    can_compile: bool = False  #: unavailable to run, but ``unirun.compile`` works here
 
 
 @dataclass
@@ -194,8 +195,11 @@ def _devices(entry: _Entry, backend: Backend) -> tuple[DeviceInfo, ...]:
         return entry.devices
 
 
-def get_backend(name: str) -> Backend:
-    """The available backend called ``name``, or a typed error saying why it cannot be used."""
+def get_backend(name: str, *, for_compile: bool = False) -> Backend:
+    """The available backend called ``name``, or a typed error saying why it cannot be used.
+
+    With ``for_compile``, a backend that cannot run here but can compile (``Probe.can_compile``)
+    is returned too."""
     entries = _all_entries()
     entry = entries.get(name)
     if entry is None:
@@ -206,7 +210,7 @@ def get_backend(name: str) -> Backend:
         )
     backend = _materialise(entry)
     probe = _probe(entry, backend)
-    if not probe.available:
+    if not probe.available and not (for_compile and probe.can_compile):
         raise BackendUnavailableError(f"backend {name!r} cannot run here: {probe.reason}")
     return backend
 
@@ -244,6 +248,7 @@ def backends() -> list[BackendInfo]:
                 devices,
                 backend.capabilities,
                 entry.install,
+                can_compile=probe.available or probe.can_compile,
             )
         )
     for name, command in KNOWN_PLUGINS.items():
@@ -272,12 +277,14 @@ def pick_device(name: str, backend: Backend, request: Device) -> DeviceInfo:
     raise DeviceError(f"device {request} is not available to backend {name!r}; available: {have}")
 
 
-def select(name: str, device: Device) -> tuple[str, Backend, DeviceInfo]:
+def select(
+    name: str, device: Device, *, for_compile: bool = False
+) -> tuple[str, Backend, DeviceInfo]:
     """Resolve ``backend="auto"`` (then ``$UNIRUN_BACKEND``) and ``device="auto"``."""
     if name == "auto":
         name = os.environ.get("UNIRUN_BACKEND", "").strip() or "auto"
     if name != "auto":
-        backend = get_backend(name)
+        backend = get_backend(name, for_compile=for_compile)
         return name, backend, pick_device(name, backend, device)
     best: tuple[int, str, Backend, DeviceInfo] | None = None
     seen: list[str] = []

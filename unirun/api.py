@@ -103,8 +103,20 @@ def compile(
     optimization_level: int | None = None,
     cache: bool | str | os.PathLike[str] = True,
 ) -> Artifact:
-    """Compile ``source`` into an :class:`Artifact` (call ``.save(path)`` to keep a copy)."""
-    build = _Build(source, backend, device, precision, shapes, options, threads, optimization_level)
+    """Compile ``source`` into an :class:`Artifact` (call ``.save(path)`` to keep a copy).
+
+    Works for backends that can compile here without running (Core ML on Linux)."""
+    build = _Build(
+        source,
+        backend,
+        device,
+        precision,
+        shapes,
+        options,
+        threads,
+        optimization_level,
+        for_compile=True,
+    )
     return build.run(cache)[0]
 
 
@@ -159,9 +171,13 @@ class _Build:
         options: Mapping[str, Any] | BaseModel | None,
         threads: int | None,
         optimization_level: int | None,
+        *,
+        for_compile: bool = False,
     ) -> None:
         self.model = OnnxModel.from_source(source)
-        self.name, self.backend, self.device = _registry.select(backend, Device.parse(device))
+        self.name, self.backend, self.device = _registry.select(
+            backend, Device.parse(device), for_compile=for_compile
+        )
         self.options, self.plugin_options = _options(
             self.name, self.backend, precision, shapes, options, threads, optimization_level
         )
@@ -338,6 +354,14 @@ def _artifact_device(
     devices: tuple[DeviceInfo, ...],
     identity: str,
 ) -> DeviceInfo:
+    if built_on.kind == "auto":
+        # Built for "the engine chooses": the artifact holds nothing device-specific, so any
+        # device the backend has may load it (Core ML picks compute units at load time).
+        return (
+            DeviceInfo(built_on)
+            if request.kind == "auto"
+            else _registry.pick_device(name, backend, request)
+        )
     if request.kind not in ("auto", built_on.kind):
         raise ArtifactError(
             f"the artifact was built for device {built_on}, not {request}; compile the ONNX "
@@ -345,8 +369,6 @@ def _artifact_device(
             field="device",
         )
     want = Device(built_on.kind, request.index if request.index is not None else built_on.index)
-    if built_on.kind == "auto":
-        return DeviceInfo(built_on)
     for info in devices:
         if want.matches(info.device):
             if identity and info.identity and info.identity != identity:

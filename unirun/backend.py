@@ -119,6 +119,9 @@ class Probe:
     available: bool
     reason: str = ""
     version: str | None = None  #: the engine's own version (``onnxruntime.__version__``)
+    #: When not ``available``: True if ``compile()`` (and ``devices()``, listing the targets it
+    #: can build for) still works here, e.g. Core ML packages built on Linux for macOS.
+    can_compile: bool = False
 
 
 @dataclass(frozen=True)
