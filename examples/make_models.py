@@ -1,6 +1,6 @@
 """Write the example models used by the README and the examples (deterministic, byte-stable).
 
-    python examples/make_models.py
+python examples/make_models.py
 """
 
 from __future__ import annotations

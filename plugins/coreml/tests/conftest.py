@@ -44,8 +44,9 @@ def compare_arrays(actual: np.ndarray, expected: np.ndarray, rtol: float = RTOL)
     with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity
         diff = np.where(a == b, 0.0, np.abs(a - b))
     rel = diff / (np.abs(b) + atol / rtol)
-    ok = bool(np.all(diff <= rtol * np.abs(b) + atol)) and bool(np.all(np.isfinite(a) ==
-                                                                      np.isfinite(b)))
+    ok = bool(np.all(diff <= rtol * np.abs(b) + atol)) and bool(
+        np.all(np.isfinite(a) == np.isfinite(b))
+    )
     return Report(float(diff.max()), float(rel.max()), ok, f"scale {scale:.3g}")
 
 
@@ -85,8 +86,9 @@ class Harness:
     def ort(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        session = ort.InferenceSession(model.SerializeToString(), options,
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
         names = [o.name for o in session.get_outputs()]
         return dict(zip(names, session.run(names, dict(feeds)), strict=True))
 
@@ -94,19 +96,30 @@ class Harness:
         result = uc.translate(model, **kwargs)
         return result.save(self.tmp_path / f"m{next(self.counter)}.mlpackage")
 
-    def coreml(self, model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],
-               **kwargs: Any) -> dict[str, np.ndarray]:
+    def coreml(
+        self, model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], **kwargs: Any
+    ) -> dict[str, np.ndarray]:
         return uc.evaluate(self.package(model, **kwargs), feeds)
 
-    def compare(self, model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],
-                rtol: float = RTOL, **kwargs: Any) -> dict[str, Report]:
+    def compare(
+        self,
+        model: onnx.ModelProto,
+        feeds: Mapping[str, np.ndarray],
+        rtol: float = RTOL,
+        **kwargs: Any,
+    ) -> dict[str, Report]:
         expected = self.ort(model, feeds)
         actual = self.coreml(model, feeds, **kwargs)
         assert set(actual) == set(expected), (sorted(actual), sorted(expected))
         return {k: compare_arrays(actual[k], expected[k], rtol) for k in expected}
 
-    def check(self, model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],
-              rtol: float = RTOL, **kwargs: Any) -> dict[str, Report]:
+    def check(
+        self,
+        model: onnx.ModelProto,
+        feeds: Mapping[str, np.ndarray],
+        rtol: float = RTOL,
+        **kwargs: Any,
+    ) -> dict[str, Report]:
         reports = self.compare(model, feeds, rtol, **kwargs)
         bad = {k: r for k, r in reports.items() if not r.ok}
         assert not bad, f"Core ML program differs from ONNX Runtime: {bad}"
@@ -131,6 +144,5 @@ def rng() -> np.random.Generator:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if ERRORS:
         terminalreporter.write_line(
-            f"unirun-coreml: {len(ERRORS)} fp32 comparisons, worst relative error "
-            f"{max(ERRORS):.3g}"
+            f"unirun-coreml: {len(ERRORS)} fp32 comparisons, worst relative error {max(ERRORS):.3g}"
         )

@@ -35,10 +35,11 @@ def _cases() -> list[Any]:
         warnings.simplefilter("ignore")  # some generators overflow on purpose
         collected = sorted(node.collect_testcases(), key=lambda c: c.name)
     usable = [
-        c for c in collected
-        if c.data_sets and not uc.unsupported_ops(c.model)
-        and all(isinstance(_array(v), np.ndarray)
-                for v in (*c.data_sets[0][0], *c.data_sets[0][1]))
+        c
+        for c in collected
+        if c.data_sets
+        and not uc.unsupported_ops(c.model)
+        and all(isinstance(_array(v), np.ndarray) for v in (*c.data_sets[0][0], *c.data_sets[0][1]))
         and "bf16" not in c.name  # we compute bfloat16 models in float32
     ]
     return usable[::SAMPLE_EVERY]
@@ -71,8 +72,11 @@ def test_node_case(harness: Any, name: str) -> None:
             # The corpus feeds parameters (axes, pads, weights) as inputs; Core ML needs them
             # at conversion time, which is what constant_inputs is for.
             constants = dict(list(feeds.items())[1:])
-            result = uc.translate(model, constant_inputs=constants,
-                                  shapes={k: v for k, v in shapes.items() if k not in constants})
+            result = uc.translate(
+                model,
+                constant_inputs=constants,
+                shapes={k: v for k, v in shapes.items() if k not in constants},
+            )
     except (uc.TranslationError, uc.InputShapeError, uc.UnsupportedOpsError):
         return  # refused, with a reason: allowed
     package = result.save(harness.tmp_path / "case.mlpackage")

@@ -16,13 +16,21 @@ import unirun_coreml as uc
 torch = pytest.importorskip("torch")
 
 
-def _export(model: Any, args: tuple[Any, ...], names: list[str],
-            dynamic: dict[str, dict[int, str]]) -> onnx.ModelProto:
+def _export(
+    model: Any, args: tuple[Any, ...], names: list[str], dynamic: dict[str, dict[int, str]]
+) -> onnx.ModelProto:
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's tracer and deprecation notices
-        torch.onnx.export(model.eval(), args, buffer, input_names=names, dynamic_axes=dynamic,
-                          opset_version=17, dynamo=False)
+        torch.onnx.export(
+            model.eval(),
+            args,
+            buffer,
+            input_names=names,
+            dynamic_axes=dynamic,
+            opset_version=17,
+            dynamo=False,
+        )
     return onnx.load_from_string(buffer.getvalue())
 
 
@@ -48,8 +56,9 @@ class _Encoder(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.emb = torch.nn.Embedding(100, 32)
-        layer = torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True,
-                                                 activation="gelu")
+        layer = torch.nn.TransformerEncoderLayer(
+            32, 4, 64, dropout=0.0, batch_first=True, activation="gelu"
+        )
         self.enc = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
 
     def forward(self, ids: Any, mask: Any) -> Any:
@@ -60,8 +69,9 @@ class _Encoder(torch.nn.Module):
 def test_exported_cnn(harness: Any, rng: np.random.Generator, precision: str) -> None:
     torch.manual_seed(0)
     model = _export(_Cnn(), (torch.randn(1, 3, 32, 32),), ["x"], {"x": {0: "n"}})
-    package = harness.package(model, shapes={"x": ((1, 3, 32, 32), (2, 3, 32, 32),
-                                                    (4, 3, 32, 32))}, precision=precision)
+    package = harness.package(
+        model, shapes={"x": ((1, 3, 32, 32), (2, 3, 32, 32), (4, 3, 32, 32))}, precision=precision
+    )
     rtol = 1e-5 if precision == "fp32" else 1e-2
     feeds = {"x": rng.standard_normal((3, 3, 32, 32)).astype(np.float32)}
     got, want = uc.evaluate(package, feeds), harness.ort(model, feeds)
@@ -76,8 +86,9 @@ def test_exported_encoder_with_padding_mask(harness: Any, rng: np.random.Generat
     args = (torch.randint(0, 100, (2, 7)), torch.ones(2, 7, dtype=torch.int64))
     axes = {"ids": {0: "b"}, "mask": {0: "b"}}
     model = _export(_Encoder(), args, ["ids", "mask"], axes)
-    package = harness.package(model, shapes={"ids": ((1, 7), (2, 7), (4, 7)),
-                                             "mask": ((1, 7), (2, 7), (4, 7))})
+    package = harness.package(
+        model, shapes={"ids": ((1, 7), (2, 7), (4, 7)), "mask": ((1, 7), (2, 7), (4, 7))}
+    )
     for batch in (1, 3):
         mask = np.ones((batch, 7), np.int64)
         mask[0, 4:] = 0

@@ -85,9 +85,7 @@ def supported_ops() -> list[str]:
     return _supported()
 
 
-def unsupported_ops(
-    model: Any, constant_inputs: Any = ()
-) -> list[UnsupportedOp]:
+def unsupported_ops(model: Any, constant_inputs: Any = ()) -> list[UnsupportedOp]:
     """The nodes of ``model`` (an ``onnx.ModelProto``) that cannot be translated, as
     ``(node_name, op_type, domain)``; nodes computable from constants are not listed."""
     from ._translate import find_unsupported

@@ -62,4 +62,3 @@ def quiet() -> Iterator[None]:
         text = buffer.getvalue().strip()
         if text:
             _log.debug("coremltools said:\n%s", text)
-

@@ -24,8 +24,9 @@ class TensorMapping:
 
 
 def dumps(inputs: tuple[TensorMapping, ...], outputs: tuple[TensorMapping, ...]) -> str:
-    return json.dumps({"inputs": [asdict(m) for m in inputs],
-                       "outputs": [asdict(m) for m in outputs]})
+    return json.dumps(
+        {"inputs": [asdict(m) for m in inputs], "outputs": [asdict(m) for m in outputs]}
+    )
 
 
 def loads(text: str) -> tuple[tuple[TensorMapping, ...], tuple[TensorMapping, ...]]:
@@ -40,5 +41,4 @@ def loads(text: str) -> tuple[tuple[TensorMapping, ...], tuple[TensorMapping, ..
             shape=None if item["shape"] is None else tuple(item["shape"]),
         )
 
-    return (tuple(mapping(i) for i in data["inputs"]),
-            tuple(mapping(o) for o in data["outputs"]))
+    return (tuple(mapping(i) for i in data["inputs"]), tuple(mapping(o) for o in data["outputs"]))

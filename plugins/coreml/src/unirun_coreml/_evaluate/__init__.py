@@ -44,8 +44,11 @@ class Evaluator:
         from coremltools.converters.mil.frontend.milproto.load import load
 
         with quiet():
-            return load(self._spec, specification_version=self._spec.specificationVersion,
-                        file_weights_dir=self._model.weights_dir)
+            return load(
+                self._spec,
+                specification_version=self._spec.specificationVersion,
+                file_weights_dir=self._model.weights_dir,
+            )
 
     def __call__(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
         program = self._load_program()  # a fresh program: evaluation writes values into it

@@ -36,8 +36,9 @@ def _f64(var: Any) -> np.ndarray:
     return np.asarray(var.val, dtype=np.float64)
 
 
-def _spatial_pads(op: Any, sizes: list[int], kernel_eff: list[int],
-                  strides: list[int]) -> list[tuple[int, int]]:
+def _spatial_pads(
+    op: Any, sizes: list[int], kernel_eff: list[int], strides: list[int]
+) -> list[tuple[int, int]]:
     pad_type = str(_val(op.pad_type, "valid")).lower()
     n = len(sizes)
     if pad_type == "valid":
@@ -53,13 +54,18 @@ def _spatial_pads(op: Any, sizes: list[int], kernel_eff: list[int],
     return pads
 
 
-def _windows(x: np.ndarray, kernel_eff: list[int], strides: list[int],
-             dilations: list[int]) -> np.ndarray:
+def _windows(
+    x: np.ndarray, kernel_eff: list[int], strides: list[int], dilations: list[int]
+) -> np.ndarray:
     """(N, C, *out, *kernel) view of every pooling/conv window."""
     spatial = len(kernel_eff)
     win = sliding_window_view(x, kernel_eff, axis=tuple(range(2, 2 + spatial)))
-    index = (slice(None), slice(None), *(slice(None, None, s) for s in strides),
-             *(slice(None, None, d) for d in dilations))
+    index = (
+        slice(None),
+        slice(None),
+        *(slice(None, None, s) for s in strides),
+        *(slice(None, None, d) for d in dilations),
+    )
     return win[index]
 
 
@@ -78,8 +84,8 @@ def conv(op: Any) -> np.ndarray:
     k_axes = list(range(2 + spatial, 2 + 2 * spatial))
     parts = []
     for g in range(groups):
-        xg = win[:, g * cin:(g + 1) * cin]
-        wg = w[g * cout:(g + 1) * cout]
+        xg = win[:, g * cin : (g + 1) * cin]
+        wg = w[g * cout : (g + 1) * cout]
         out = np.tensordot(xg, wg, axes=([1, *k_axes], [1, *range(2, 2 + spatial)]))
         parts.append(np.moveaxis(out, -1, 1))
     y = np.concatenate(parts, axis=1)
@@ -98,8 +104,10 @@ def conv_transpose(op: Any) -> np.ndarray:
     if str(_val(op.pad_type, "valid")).lower() in ("same", "same_lower"):
         raise NotImplementedError("conv_transpose with same padding")
     kernel = w.shape[2:]
-    full = [(n - 1) * s + (k - 1) * d + 1
-            for n, s, k, d in zip(x.shape[2:], strides, kernel, dilations, strict=True)]
+    full = [
+        (n - 1) * s + (k - 1) * d + 1
+        for n, s, k, d in zip(x.shape[2:], strides, kernel, dilations, strict=True)
+    ]
     cin, cout = x.shape[1] // groups, w.shape[1]
     y = np.zeros((x.shape[0], cout * groups, *full))
     for position in np.ndindex(*kernel):
@@ -110,7 +118,7 @@ def conv_transpose(op: Any) -> np.ndarray:
         for g in range(groups):
             w_index = (slice(g * cin, (g + 1) * cin), slice(None), *position)
             wg = w[w_index]  # [cin, cout]
-            contrib = np.tensordot(x[:, g * cin:(g + 1) * cin], wg, axes=([1], [0]))
+            contrib = np.tensordot(x[:, g * cin : (g + 1) * cin], wg, axes=([1], [0]))
             target = (slice(None), slice(g * cout, (g + 1) * cout), *index)
             y[target] += np.moveaxis(contrib, -1, 1)
     pads = _spatial_pads(op, full, [1] * spatial, [1] * spatial)
@@ -196,10 +204,11 @@ def instance_norm(op: Any) -> np.ndarray:
 def local_response_norm(op: Any) -> np.ndarray:
     x = _f64(op.x)
     size = int(op.size.val)
-    alpha, beta, k = (float(_val(v, d)) for v, d in ((op.alpha, 1e-4), (op.beta, 0.75),
-                                                      (op.k, 1.0)))
+    alpha, beta, k = (
+        float(_val(v, d)) for v, d in ((op.alpha, 1e-4), (op.beta, 0.75), (op.k, 1.0))
+    )
     squares = np.pad(x * x, [(0, 0), ((size - 1) // 2, size // 2)] + [(0, 0)] * (x.ndim - 2))
-    window = sum(squares[:, i:i + x.shape[1]] for i in range(size))
+    window = sum(squares[:, i : i + x.shape[1]] for i in range(size))
     return np.asarray(x / (k + alpha / size * window) ** beta)
 
 
@@ -275,8 +284,13 @@ def cumsum(op: Any) -> np.ndarray:
     data = np.flip(x, axis) if reverse else x
     out = np.cumsum(data, axis=axis, dtype=np.float64 if x.dtype.kind == "f" else np.int64)
     if exclusive:
-        out = np.concatenate([np.zeros_like(np.take(out, [0], axis=axis)),
-                              np.take(out, range(out.shape[axis] - 1), axis=axis)], axis=axis)
+        out = np.concatenate(
+            [
+                np.zeros_like(np.take(out, [0], axis=axis)),
+                np.take(out, range(out.shape[axis] - 1), axis=axis),
+            ],
+            axis=axis,
+        )
     return np.flip(out, axis) if reverse else out
 
 

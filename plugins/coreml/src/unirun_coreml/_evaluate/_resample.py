@@ -19,7 +19,7 @@ def _bilinear(x: np.ndarray, grid_h: np.ndarray, grid_w: np.ndarray) -> np.ndarr
 
     h_lo, h_hi, h_frac = axis_weights(grid_h, x.shape[-2])
     w_lo, w_hi, w_frac = axis_weights(grid_w, x.shape[-1])
-    rows = (x[..., h_lo, :] * (1 - h_frac)[:, None] + x[..., h_hi, :] * h_frac[:, None])
+    rows = x[..., h_lo, :] * (1 - h_frac)[:, None] + x[..., h_hi, :] * h_frac[:, None]
     return np.asarray(rows[..., w_lo] * (1 - w_frac) + rows[..., w_hi] * w_frac)
 
 
@@ -47,8 +47,9 @@ def resize_bilinear(op: Any) -> np.ndarray:
     x = np.asarray(op.x.val, np.float64)
     out_h, out_w = int(op.target_size_height.val), int(op.target_size_width.val)
     mode = str(op.sampling_mode.val) if op.sampling_mode is not None else "DEFAULT"
-    return _bilinear(x, _sampling_grid(mode, x.shape[-2], out_h),
-                     _sampling_grid(mode, x.shape[-1], out_w))
+    return _bilinear(
+        x, _sampling_grid(mode, x.shape[-2], out_h), _sampling_grid(mode, x.shape[-1], out_w)
+    )
 
 
 @kernel("upsample_bilinear")

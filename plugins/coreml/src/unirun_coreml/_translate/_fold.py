@@ -17,15 +17,24 @@ from ._node import Node
 
 _log = logging.getLogger("unirun_coreml")
 
-_NEVER = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
-          "Multinomial", "Bernoulli", "Dropout"}
+_NEVER = {
+    "RandomNormal",
+    "RandomUniform",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "Multinomial",
+    "Bernoulli",
+    "Dropout",
+}
 
 
 def fold(node: Node, inputs: list[Any]) -> list[np.ndarray | None] | None:
     if node.domain or node.op_type in _NEVER:
         return None
-    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-           for a in node.proto.attribute):
+    if any(
+        a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+        for a in node.proto.attribute
+    ):
         return None
     feeds = {name: value for name, value in zip(node.inputs, inputs, strict=False) if name}
     try:

@@ -161,7 +161,8 @@ def plan_inputs(
             parsed = parse_shape_spec(name, shapes[name])
             options = parsed if isinstance(parsed, list) else list(parsed)
             dims: list[int | str | None] = (
-                declared if declared is not None else [None] * len(options[0]))
+                declared if declared is not None else [None] * len(options[0])
+            )
             onnx_shape = tuple(d if d is not None else "?" for d in dims)
             _check_against_model(name, dims, options)
             if isinstance(parsed, list):
@@ -173,8 +174,7 @@ def plan_inputs(
                 ranges = tuple(zip(lo, opt, hi, strict=True))
                 fixed_dims = [a if a == c else None for a, c in zip(lo, hi, strict=True)]
             sym = [
-                d if d is not None else _symbol(dims[i], symbols)
-                for i, d in enumerate(fixed_dims)
+                d if d is not None else _symbol(dims[i], symbols) for i, d in enumerate(fixed_dims)
             ]
             if all(isinstance(d, int) for d in sym):
                 ranges, enumerated = None, None
@@ -182,8 +182,9 @@ def plan_inputs(
             dims = declared or []
             onnx_shape = tuple(d if d is not None else "?" for d in dims)
             if 0 in dims:
-                raise InputShapeError(f"input {name!r} has shape {onnx_shape}: Core ML tensors "
-                                      "cannot be empty")
+                raise InputShapeError(
+                    f"input {name!r} has shape {onnx_shape}: Core ML tensors cannot be empty"
+                )
             free = [i for i, d in enumerate(dims) if not isinstance(d, int)]
             if free:
                 raise InputShapeError(_missing_bounds_message(name, dims, onnx_shape))
@@ -233,8 +234,11 @@ def _check_against_model(
 def _missing_bounds_message(
     name: str, dims: list[int | str | None], onnx_shape: tuple[int | str, ...]
 ) -> str:
-    free = [f"{axis} ({d if d is not None else '?'})" for axis, d in enumerate(dims)
-            if not isinstance(d, int)]
+    free = [
+        f"{axis} ({d if d is not None else '?'})"
+        for axis, d in enumerate(dims)
+        if not isinstance(d, int)
+    ]
     example_lo = tuple(d if isinstance(d, int) else 1 for d in dims)
     example_hi = tuple(d if isinstance(d, int) else 8 for d in dims)
     return (

@@ -98,8 +98,10 @@ def find_unsupported(
         node = Node.wrap(proto, index, opsets)
         entry = lookup(node.domain, node.op_type)
         foldable = node.domain == "" and all(not n or n in constant for n in node.inputs)
-        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-               for a in proto.attribute):
+        if any(
+            a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+            for a in proto.attribute
+        ):
             foldable = False
         if foldable and not _is_random(node.op_type):
             constant.update(node.outputs)
@@ -127,8 +129,10 @@ def _newer_than_checked(node: Node) -> str | None:
         since = node.opset
     if since <= checked:
         return None
-    return (f"opset {node.opset} uses {node.op_type} version {since}, newer than the version "
-            f"{checked} this translator was checked against")
+    return (
+        f"opset {node.opset} uses {node.op_type} version {since}, newer than the version "
+        f"{checked} this translator was checked against"
+    )
 
 
 def _is_random(op_type: str) -> bool:

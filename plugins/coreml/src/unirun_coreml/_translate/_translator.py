@@ -109,8 +109,9 @@ def translate(
                 skip_model_load=True,
             )
     except Exception as exc:
-        raise TranslationError(f"coremltools could not convert the translated program: {exc}") \
-            from exc
+        raise TranslationError(
+            f"coremltools could not convert the translated program: {exc}"
+        ) from exc
     spec = mlmodel.get_spec()
     input_names = [i.name for i in spec.description.input]
     output_names = [o.name for o in spec.description.output]
@@ -134,12 +135,15 @@ def translate(
 def _input_type(ct: Any, plan: InputPlan) -> Any:
     dtype = plan.mil_dtype.type
     if plan.enumerated is not None:
-        shape = ct.EnumeratedShapes(shapes=[list(s) for s in plan.enumerated],
-                                    default=list(plan.enumerated[0]))
+        shape = ct.EnumeratedShapes(
+            shapes=[list(s) for s in plan.enumerated], default=list(plan.enumerated[0])
+        )
     elif plan.ranges is not None:
         shape = ct.Shape(
-            [lo if lo == hi else ct.RangeDim(lower_bound=lo, upper_bound=hi, default=opt)
-             for lo, opt, hi in plan.ranges]
+            [
+                lo if lo == hi else ct.RangeDim(lower_bound=lo, upper_bound=hi, default=opt)
+                for lo, opt, hi in plan.ranges
+            ]
         )
     else:
         shape = tuple(int(d) for d in plan.symbolic_shape)
@@ -218,8 +222,9 @@ def _outputs(
         value: Value = ctx.env[out.name]
         elem_type = out.type.tensor_type.elem_type
         onnx_dtype = (
-            np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)) if elem_type else
-            (value.dtype if is_const(value) else np.dtype(np.float32))
+            np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
+            if elem_type
+            else (value.dtype if is_const(value) else np.dtype(np.float32))
         )
         if is_const(value):
             # A constant output still needs an op: Core ML outputs are op results.
@@ -231,10 +236,14 @@ def _outputs(
         seen.add(id(value))
         value.set_name(safe_name(out.name, taken))
         declared = out.type.tensor_type
-        shape = tuple(
-            d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-            for d in declared.shape.dim
-        ) if declared.HasField("shape") else None
+        shape = (
+            tuple(
+                d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                for d in declared.shape.dim
+            )
+            if declared.HasField("shape")
+            else None
+        )
         coreml_dtype = "int32" if onnx_dtype.kind == "b" else mil_dtype_for(onnx_dtype).name
         mappings.append(TensorMapping(out.name, value.name, onnx_dtype.name, coreml_dtype, shape))
         variables.append(value)

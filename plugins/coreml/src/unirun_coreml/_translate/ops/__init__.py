@@ -2,5 +2,14 @@
 
 from . import _activation, _conv, _einsum, _elementwise, _index, _norm, _pool, _resize, _shape
 
-__all__ = ["_activation", "_conv", "_einsum", "_elementwise", "_index", "_norm", "_pool",
-           "_resize", "_shape"]
+__all__ = [
+    "_activation",
+    "_conv",
+    "_einsum",
+    "_elementwise",
+    "_index",
+    "_norm",
+    "_pool",
+    "_resize",
+    "_shape",
+]

@@ -13,11 +13,27 @@ from .._node import Node
 from .._registry import lowering
 
 _UNARY = {
-    "Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp",
-    "Sqrt": "sqrt", "Abs": "abs", "Floor": "floor", "Ceil": "ceil", "Round": "round",
-    "Sin": "sin", "Cos": "cos", "Tan": "tan", "Asin": "asin", "Acos": "acos", "Atan": "atan",
-    "Sinh": "sinh", "Cosh": "cosh", "Erf": "erf", "Softsign": "softsign",
-    "Softplus": "softplus", "Sign": "sign",
+    "Relu": "relu",
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "Exp": "exp",
+    "Sqrt": "sqrt",
+    "Abs": "abs",
+    "Floor": "floor",
+    "Ceil": "ceil",
+    "Round": "round",
+    "Sin": "sin",
+    "Cos": "cos",
+    "Tan": "tan",
+    "Asin": "asin",
+    "Acos": "acos",
+    "Atan": "atan",
+    "Sinh": "sinh",
+    "Cosh": "cosh",
+    "Erf": "erf",
+    "Softsign": "softsign",
+    "Softplus": "softplus",
+    "Sign": "sign",
 }
 
 

@@ -78,13 +78,16 @@ def _einsum(ctx: Context, node: Node) -> Value:
     ta, tb = batch + left + contract, batch + contract + right
     batch_dims = [shape(a)[i] for i in range(len(batch))]
     b_batch = [shape(b)[i] for i in range(len(batch))]
-    a3 = mb.reshape(x=a, shape=arg(dims_vector(
-        a, [*batch_dims, _group(a, ta, left), _group(a, ta, contract)])))
-    b3 = mb.reshape(x=b, shape=arg(dims_vector(
-        b, [*b_batch, _group(b, tb, contract), _group(b, tb, right)])))
+    a3 = mb.reshape(
+        x=a, shape=arg(dims_vector(a, [*batch_dims, _group(a, ta, left), _group(a, ta, contract)]))
+    )
+    b3 = mb.reshape(
+        x=b, shape=arg(dims_vector(b, [*b_batch, _group(b, tb, contract), _group(b, tb, right)]))
+    )
     product = mb.matmul(x=a3, y=b3)
-    full = batch_dims + [shape(a)[ta.index(c)] for c in left] + [
-        shape(b)[tb.index(c)] for c in right]
+    full = (
+        batch_dims + [shape(a)[ta.index(c)] for c in left] + [shape(b)[tb.index(c)] for c in right]
+    )
     if tuple(full) != tuple(shape(product)):
         product = mb.reshape(x=product, shape=arg(dims_vector(product, full)))
     return _permute(product, batch + left + right, out)

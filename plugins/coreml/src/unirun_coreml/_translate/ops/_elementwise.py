@@ -18,8 +18,13 @@ from .._registry import lowering
 from ._shape import broadcast_like
 
 _ARITHMETIC = {"Add": "add", "Sub": "sub", "Mul": "mul"}
-_COMPARE = {"Equal": "equal", "Less": "less", "Greater": "greater",
-            "LessOrEqual": "less_equal", "GreaterOrEqual": "greater_equal"}
+_COMPARE = {
+    "Equal": "equal",
+    "Less": "less",
+    "Greater": "greater",
+    "LessOrEqual": "less_equal",
+    "GreaterOrEqual": "greater_equal",
+}
 _LOGIC = {"And": "logical_and", "Or": "logical_or", "Xor": "logical_xor"}
 
 
@@ -136,6 +141,7 @@ def _carries_shape(cond: Value, a: Value, b: Value) -> bool:
     """Whether broadcasting a with b already gives the shape that cond would add."""
     if rank(cond) > max(rank(a), rank(b)):
         return False
+
     def is_one(d: Any) -> bool:
         return not is_symbolic(d) and int(d) == 1
 
@@ -171,15 +177,29 @@ def _cast_to(x: Value, onnx_elem_type: int) -> Value:
     return cast(x, mil_dtype_for(np.dtype(helper.tensor_dtype_to_np_dtype(onnx_elem_type))))
 
 
-_CASTABLE = {"float32", "float16", "float64", "bool", "int8", "int16", "int32", "int64",
-             "uint8", "uint16", "uint32", "uint64"}
+_CASTABLE = {
+    "float32",
+    "float16",
+    "float64",
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+}
 
 
 def _cast_check(node: Node) -> str | None:
     target = helper.tensor_dtype_to_np_dtype(int(node.attr("to", 0))) if node.attr("to") else None
     if target is not None and np.dtype(target).name not in _CASTABLE:
-        return (f"Cast to {np.dtype(target).name} cannot be represented: Core ML computes in "
-                "float32/float16/int32/bool")
+        return (
+            f"Cast to {np.dtype(target).name} cannot be represented: Core ML computes in "
+            "float32/float16/int32/bool"
+        )
     return None
 
 

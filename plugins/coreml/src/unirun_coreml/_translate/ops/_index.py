@@ -55,8 +55,7 @@ def _gather_nd(ctx: Context, node: Node) -> Value:
 
 def _slice_params(ctx: Context, node: Node) -> tuple[Any, Any, list[int] | None, list[int] | None]:
     if node.opset < 10:
-        return (np.array(node.ints("starts")), np.array(node.ints("ends")),
-                node.ints("axes"), None)
+        return (np.array(node.ints("starts")), np.array(node.ints("ends")), node.ints("axes"), None)
     axes, steps = ctx.const(node, 3, "axes"), ctx.const(node, 4, "steps")
     return (
         ctx.required(node, 1),
@@ -103,13 +102,18 @@ def _slice(ctx: Context, node: Node) -> Value:
         if not ((st > 0 and e >= _BIG) or (st < 0 and e <= -_BIG)):
             end[axis], end_mask[axis] = int(np.clip(e, -_BIG, _BIG)), False
     return mb.slice_by_index(
-        x=x, begin=np.array(begin, np.int32), end=np.array(end, np.int32),
-        stride=np.array(stride, np.int32), begin_mask=begin_mask, end_mask=end_mask,
+        x=x,
+        begin=np.array(begin, np.int32),
+        end=np.array(end, np.int32),
+        stride=np.array(stride, np.int32),
+        begin_mask=begin_mask,
+        end_mask=end_mask,
     )
 
 
-def _dynamic_slice(x: Value, starts: Value, ends: Value, axes: list[int],
-                   steps: list[int]) -> Value:
+def _dynamic_slice(
+    x: Value, starts: Value, ends: Value, axes: list[int], steps: list[int]
+) -> Value:
     r = rank(x)
 
     def vector(values: Value) -> Value:
@@ -117,16 +121,23 @@ def _dynamic_slice(x: Value, starts: Value, ends: Value, axes: list[int],
         for axis in range(r):
             if axis in axes:
                 j = axes.index(axis)
-                parts.append(values[j:j + 1].astype(np.int32) if is_const(values) else
-                             mb.slice_by_index(x=cast(values, np.int32), begin=[j], end=[j + 1]))
+                parts.append(
+                    values[j : j + 1].astype(np.int32)
+                    if is_const(values)
+                    else mb.slice_by_index(x=cast(values, np.int32), begin=[j], end=[j + 1])
+                )
             else:
                 parts.append(np.zeros(1, np.int32))
         return mb.concat(values=[arg(p) for p in parts], axis=0)
 
     stride = [steps[axes.index(a)] if a in axes else 1 for a in range(r)]
     return mb.slice_by_index(
-        x=x, begin=vector(starts), end=vector(ends), stride=np.array(stride, np.int32),
-        begin_mask=[a not in axes for a in range(r)], end_mask=[a not in axes for a in range(r)],
+        x=x,
+        begin=vector(starts),
+        end=vector(ends),
+        stride=np.array(stride, np.int32),
+        begin_mask=[a not in axes for a in range(r)],
+        end_mask=[a not in axes for a in range(r)],
     )
 
 
@@ -136,8 +147,12 @@ def _cumsum(ctx: Context, node: Node) -> Value:
     axis_in = ctx.const(node, 1, "axis")
     assert axis_in is not None
     axis = normalize_axis(int(axis_in.reshape(-1)[0]), rank(x))
-    return mb.cumsum(x=arg(x), axis=axis, exclusive=bool(node.attr("exclusive", 0)),
-                     reverse=bool(node.attr("reverse", 0)))
+    return mb.cumsum(
+        x=arg(x),
+        axis=axis,
+        exclusive=bool(node.attr("exclusive", 0)),
+        reverse=bool(node.attr("reverse", 0)),
+    )
 
 
 @lowering("TopK")
@@ -147,8 +162,9 @@ def _topk(ctx: Context, node: Node) -> Value:
     assert k_in is not None
     axis = normalize_axis(int(node.attr("axis", -1)), rank(x))
     # sorted=0 leaves the order unspecified, so sorted output is always valid.
-    values, indices = mb.topk(x=arg(x), k=int(k_in.reshape(-1)[0]), axis=axis,
-                              ascending=not node.attr("largest", 1))
+    values, indices = mb.topk(
+        x=arg(x), k=int(k_in.reshape(-1)[0]), axis=axis, ascending=not node.attr("largest", 1)
+    )
     return [values, indices]
 
 
@@ -167,10 +183,16 @@ def _argmax(ctx: Context, node: Node) -> Value:
 
 
 _REDUCE = {
-    "ReduceMean": "reduce_mean", "ReduceSum": "reduce_sum", "ReduceMax": "reduce_max",
-    "ReduceMin": "reduce_min", "ReduceProd": "reduce_prod", "ReduceL1": "reduce_l1_norm",
-    "ReduceL2": "reduce_l2_norm", "ReduceSumSquare": "reduce_sum_square",
-    "ReduceLogSumExp": "reduce_log_sum_exp", "ReduceLogSum": "reduce_log_sum",
+    "ReduceMean": "reduce_mean",
+    "ReduceSum": "reduce_sum",
+    "ReduceMax": "reduce_max",
+    "ReduceMin": "reduce_min",
+    "ReduceProd": "reduce_prod",
+    "ReduceL1": "reduce_l1_norm",
+    "ReduceL2": "reduce_l2_norm",
+    "ReduceSumSquare": "reduce_sum_square",
+    "ReduceLogSumExp": "reduce_log_sum_exp",
+    "ReduceLogSum": "reduce_log_sum",
 }
 
 

@@ -29,8 +29,14 @@ def _affine(x: Value, scale: Value, bias: Value) -> Value:
         dtype = np_dtype(x)
         channels = np.broadcast_shapes(scale.shape, bias.shape)
         ones = np.ones(channels, dtype)
-        return mb.batch_norm(x=x, mean=ones * 0, variance=ones, gamma=scale.astype(dtype),
-                             beta=bias.astype(dtype), epsilon=scalar(0.0, x))
+        return mb.batch_norm(
+            x=x,
+            mean=ones * 0,
+            variance=ones,
+            gamma=scale.astype(dtype),
+            beta=bias.astype(dtype),
+            epsilon=scalar(0.0, x),
+        )
     return mb.add(x=mb.mul(x=x, y=_per_channel(scale, x)), y=_per_channel(bias, x))
 
 
@@ -51,8 +57,12 @@ def _batch_norm(ctx: Context, node: Node) -> Value:
         # is what keeps fp16 builds accurate when the variance is large.
         dtype = np_dtype(x)
         return mb.batch_norm(
-            x=x, mean=mean.astype(dtype), variance=var.astype(dtype),
-            gamma=scale.astype(dtype), beta=bias.astype(dtype), epsilon=scalar(eps, x),
+            x=x,
+            mean=mean.astype(dtype),
+            variance=var.astype(dtype),
+            gamma=scale.astype(dtype),
+            beta=bias.astype(dtype),
+            epsilon=scalar(eps, x),
         )
     if rank(x) == 2 and all(is_const(p) for p in params):
         dtype = np_dtype(x)
@@ -78,8 +88,9 @@ def _instance_norm(ctx: Context, node: Node) -> Value:
     eps = float(node.attr("epsilon", 1e-5))
     if 3 <= rank(x) <= 4 and is_const(scale) and is_const(bias):
         dtype = np_dtype(x)
-        return mb.instance_norm(x=x, gamma=scale.astype(dtype), beta=bias.astype(dtype),
-                                epsilon=scalar(eps, x))
+        return mb.instance_norm(
+            x=x, gamma=scale.astype(dtype), beta=bias.astype(dtype), epsilon=scalar(eps, x)
+        )
     return _affine(_moments_norm(x, list(range(2, rank(x))), eps), scale, bias)
 
 
@@ -145,6 +156,9 @@ def _lrn_check(node: Node) -> str | None:
 def _lrn(ctx: Context, node: Node) -> Value:
     x = ctx.required(node, 0)
     return mb.local_response_norm(
-        x=x, size=np.int32(node.attr("size")), alpha=scalar(node.attr("alpha", 1e-4), x),
-        beta=scalar(node.attr("beta", 0.75), x), k=scalar(node.attr("bias", 1.0), x),
+        x=x,
+        size=np.int32(node.attr("size")),
+        alpha=scalar(node.attr("alpha", 1e-4), x),
+        beta=scalar(node.attr("beta", 0.75), x),
+        k=scalar(node.attr("bias", 1.0), x),
     )

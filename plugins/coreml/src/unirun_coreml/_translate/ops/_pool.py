@@ -23,8 +23,9 @@ def _pool_check(node: Node) -> str | None:
     return None
 
 
-def _ceil_extra(node: Node, x: Value, kernel: list[int], strides: list[int],
-                pads: list[int]) -> list[int]:
+def _ceil_extra(
+    node: Node, x: Value, kernel: list[int], strides: list[int], pads: list[int]
+) -> list[int]:
     """End padding that makes floor-mode pooling produce ceil_mode's output size."""
     spatial = len(kernel)
     extra = []
@@ -64,8 +65,11 @@ def _float_pool(node: Node, x: Value) -> Value:
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         pad_type = "same" if auto_pad == "SAME_UPPER" else "same_lower"
         return (mb.max_pool if is_max else mb.avg_pool)(x=x, pad_type=pad_type, **common)
-    pads = [0] * 2 * spatial if auto_pad == "VALID" else (
-        node.ints("pads", [0] * 2 * spatial) or [0] * 2 * spatial)
+    pads = (
+        [0] * 2 * spatial
+        if auto_pad == "VALID"
+        else (node.ints("pads", [0] * 2 * spatial) or [0] * 2 * spatial)
+    )
     extra = [0] * spatial
     if node.attr("ceil_mode", 0):
         extra = _ceil_extra(node, x, kernel, strides, pads)
@@ -79,9 +83,7 @@ def _float_pool(node: Node, x: Value) -> Value:
         common["exclude_padding_from_average"] = True
     ends = [pads[spatial + i] + extra[i] for i in range(spatial)]
     mil_pad = np.array(interleave(pads[:spatial] + ends, spatial), np.int32)
-    return (mb.max_pool if is_max else mb.avg_pool)(
-        x=x, pad_type="custom", pad=mil_pad, **common
-    )
+    return (mb.max_pool if is_max else mb.avg_pool)(x=x, pad_type="custom", pad=mil_pad, **common)
 
 
 lowering("MaxPool", "AveragePool", check=_pool_check)(_pool)

@@ -27,8 +27,11 @@ def _settings(node: Node) -> tuple[str, str, str]:
     mode = "linear" if mode == "bilinear" else mode
     if node.op_type == "Upsample" or node.opset < 11:
         return mode, "asymmetric", "floor"  # ONNX Runtime's "simple" rounding for upsampling
-    return (mode, node.attr("coordinate_transformation_mode", "half_pixel"),
-            node.attr("nearest_mode", "round_prefer_floor"))
+    return (
+        mode,
+        node.attr("coordinate_transformation_mode", "half_pixel"),
+        node.attr("nearest_mode", "round_prefer_floor"),
+    )
 
 
 def _resize_check(node: Node) -> str | None:
@@ -42,8 +45,9 @@ def _resize_check(node: Node) -> str | None:
     return None
 
 
-def _onnx_source_index(x: np.ndarray, scale: float, size_in: int, size_out: int,
-                       coordinates: str, nearest: str) -> np.ndarray:
+def _onnx_source_index(
+    x: np.ndarray, scale: float, size_in: int, size_out: int, coordinates: str, nearest: str
+) -> np.ndarray:
     if coordinates == "align_corners":
         source = x * (size_in - 1) / max(size_out - 1, 1)
     elif coordinates == "asymmetric":
@@ -52,8 +56,12 @@ def _onnx_source_index(x: np.ndarray, scale: float, size_in: int, size_out: int,
         source = np.zeros_like(x)
     else:
         source = (x + 0.5) / scale - 0.5
-    rounded = {"round_prefer_floor": np.ceil(source - 0.5), "round_prefer_ceil":
-               np.floor(source + 0.5), "floor": np.floor(source), "ceil": np.ceil(source)}
+    rounded = {
+        "round_prefer_floor": np.ceil(source - 0.5),
+        "round_prefer_ceil": np.floor(source + 0.5),
+        "floor": np.floor(source),
+        "ceil": np.ceil(source),
+    }
     return np.clip(rounded[nearest], 0, size_in - 1)
 
 
@@ -69,9 +77,7 @@ def _nearest_is_repeat(scale: float, size_in: int | None, coordinates: str, near
     return True
 
 
-def _target(
-    ctx: Context, node: Node, x: Value
-) -> tuple[list[float], list[int | None], bool]:
+def _target(ctx: Context, node: Node, x: Value) -> tuple[list[float], list[int | None], bool]:
     """(scales, output sizes) of the last two axes, and whether scales (not sizes) were given."""
     r = rank(x)
     scales_in: np.ndarray | None
@@ -118,8 +124,9 @@ def _resize(ctx: Context, node: Node) -> Value:
         raise node.error("antialiased down-sampling is not supported")
     ins = [dim(x, rank(x) - 2), dim(x, rank(x) - 1)]
     if mode == "nearest":
-        if not all(_nearest_is_repeat(s, n, coordinates, nearest)
-                   for s, n in zip(scales, ins, strict=True)):
+        if not all(
+            _nearest_is_repeat(s, n, coordinates, nearest) for s, n in zip(scales, ins, strict=True)
+        ):
             raise node.error(
                 f"nearest resize by scales {scales} with {coordinates}/{nearest} is not plain "
                 "pixel repetition, the only nearest resize Core ML offers"
@@ -139,12 +146,18 @@ def _resize(ctx: Context, node: Node) -> Value:
     height, width = sizes
     if height is not None and width is not None:
         return mb.resize_bilinear(
-            x=x, target_size_height=np.int32(height), target_size_width=np.int32(width),
+            x=x,
+            target_size_height=np.int32(height),
+            target_size_width=np.int32(width),
             sampling_mode=_SAMPLING[coordinates],
         )
     kwargs: dict[str, Any] = {
         "align_corners": coordinates == "align_corners",
         "half_pixel_centers": coordinates in ("half_pixel", "pytorch_half_pixel"),
     }
-    return mb.upsample_bilinear(x=x, scale_factor_height=np.float32(scales[0]),
-                                scale_factor_width=np.float32(scales[1]), **kwargs)
+    return mb.upsample_bilinear(
+        x=x,
+        scale_factor_height=np.float32(scales[0]),
+        scale_factor_width=np.float32(scales[1]),
+        **kwargs,
+    )

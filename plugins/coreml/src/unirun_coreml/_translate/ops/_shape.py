@@ -152,8 +152,9 @@ def _broadcast_to(x: Value, target: Value) -> Value:
     if count < out_rank:
         target = mb.concat(values=[np.ones(out_rank - count, np.int32), target], axis=0)
     ones = np.ones(out_rank, np.int32)
-    reps = mb.select(cond=mb.equal(x=arg(cast(shape_tensor(x), np.int32)), y=np.int32(1)),
-                     a=target, b=ones)
+    reps = mb.select(
+        cond=mb.equal(x=arg(cast(shape_tensor(x), np.int32)), y=np.int32(1)), a=target, b=ones
+    )
     return mb.tile(x=x, reps=reps)
 
 
@@ -261,7 +262,8 @@ def _pad(ctx: Context, node: Node) -> Value:
         begin[a], end[a] = pads[i], pads[i + len(axes)]
     if any(p < 0 for p in begin + end):  # negative pads crop
         x = mb.slice_by_index(
-            x=x, begin=np.array([max(-b, 0) for b in begin], np.int32),
+            x=x,
+            begin=np.array([max(-b, 0) for b in begin], np.int32),
             end=np.array([-max(-e, 0) for e in end], np.int32),
             end_mask=[e >= 0 for e in end],
         )
