@@ -8,15 +8,17 @@
     InputShapeError       ``shapes`` is missing, malformed or contradicts the model (ValueError)
     EvaluationError       the numpy evaluator met a MIL op it cannot execute
 
-They stand alone for now; the backend wiring re-bases them on unirun's error tree
-(UnsupportedModelError, CompileError, OptionsError, InferenceError) without changing their
-constructors.
+Each is a subclass of the matching unirun error (UnsupportedModelError, CompileError,
+OptionsError, InferenceError), so ``except unirun.UnirunError`` catches them through the facade
+and through the translator used on its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
+
+from unirun.errors import CompileError, InferenceError, OptionsError, UnsupportedModelError
 
 __all__ = [
     "EvaluationError",
@@ -35,7 +37,7 @@ class UnsupportedOp(NamedTuple):
     domain: str
 
 
-class UnsupportedOpsError(Exception):
+class UnsupportedOpsError(UnsupportedModelError):
     """The model uses ops the translator cannot lower; ``ops`` lists ``(node_name, op_type)``.
 
     ``reasons`` maps a node name to why it is unsupported when the op type itself is known but
@@ -48,12 +50,11 @@ class UnsupportedOpsError(Exception):
         ops: Sequence[tuple[str, str]] = (),
         reasons: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.ops: list[tuple[str, str]] = [(name, op) for name, op in ops]
+        super().__init__(message, [(name, op) for name, op in ops])
         self.reasons: dict[str, str] = dict(reasons or {})
 
 
-class TranslationError(Exception):
+class TranslationError(CompileError):
     """A node of a supported op type could not be lowered to MIL."""
 
     def __init__(self, message: str, node_name: str = "", op_type: str = "") -> None:
@@ -63,9 +64,9 @@ class TranslationError(Exception):
         self.op_type = op_type
 
 
-class InputShapeError(ValueError):
+class InputShapeError(OptionsError):
     """``shapes`` is missing for a dynamic input, malformed, or contradicts the model."""
 
 
-class EvaluationError(Exception):
+class EvaluationError(InferenceError):
     """The numpy evaluator cannot execute a MIL op of the saved program."""

@@ -1,0 +1,231 @@
+"""The Core ML backend: ONNX translated to an ML Program (.mlpackage), run by Core ML on macOS.
+
+Compiling works on every OS; running needs macOS 12+, so elsewhere ``probe()`` says so (with
+``can_compile=True``) and loading raises ``BackendUnavailableError``.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from unirun.backend import API_VERSION, Capabilities, DeviceInfo, Probe, Target, ThreadSafety
+from unirun.device import Device
+from unirun.dtypes import DType
+from unirun.errors import (
+    ArtifactError,
+    BackendUnavailableError,
+    CompileError,
+    InferenceError,
+    InputError,
+    UnirunError,
+)
+from unirun.options import ShapeRange
+
+from ._coremltools import coremltools, quiet
+from ._iomap import TensorMapping
+from .options import CoreMLOptions
+
+if TYPE_CHECKING:
+    from unirun.artifact import Artifact
+    from unirun.source import OnnxModel
+
+Array = np.ndarray[Any, Any]
+Predict = Callable[[dict[str, Array]], Mapping[str, Any]]
+
+PACKAGE = "model.mlpackage"
+#: unirun device kind -> coremltools ComputeUnit member (a load-time choice in Core ML).
+COMPUTE_UNITS = {"cpu": "CPU_ONLY", "gpu": "CPU_AND_GPU", "ane": "CPU_AND_NE",
+                 "npu": "CPU_AND_NE", "auto": "ALL"}  # fmt: skip
+_INT32 = np.iinfo(np.int32)
+
+
+class CoreMLBackend:
+    """Translates ONNX to Core ML ML Programs; runs them through Core ML on macOS."""
+
+    name = "coreml"
+    api_version = API_VERSION
+    options_model = CoreMLOptions
+    capabilities = Capabilities(
+        device_kinds=("ane", "gpu", "cpu", "npu", "auto"),
+        precisions=("fp32", "fp16"),
+        dtypes=(DType.FLOAT32, DType.FLOAT16, DType.INT32, DType.INT64, DType.BOOL),
+        dynamic_shapes="bounded",
+        thread_safety=ThreadSafety.SERIAL,
+        artifact_format="mlpackage",
+        # Below ONNX Runtime's CPU: the translator is young, so Core ML is chosen automatically
+        # only when the user asks for the Neural Engine or an Apple GPU.
+        priority={"ane": 45, "gpu": 40, "cpu": 20},
+    )
+
+    def probe(self) -> Probe:
+        try:
+            version = str(coremltools().__version__)
+        except Exception as exc:
+            return Probe(False, f"coremltools cannot be imported ({exc}); install it: "
+                                "pip install 'coremltools>=9,<10'")  # fmt: skip
+        if platform.system() != "Darwin":
+            return Probe(
+                False,
+                f"Core ML execution needs macOS 12 or newer (this is {platform.system()}); "
+                "unirun.compile(..., backend='coreml') still builds .mlpackage artifacts here",
+                version,
+                can_compile=True,
+            )
+        release = platform.mac_ver()[0]
+        if release and int(release.split(".")[0]) < 12:
+            return Probe(False, f"ML Programs need macOS 12 or newer; this is macOS {release}",
+                         version, can_compile=True)  # fmt: skip
+        return Probe(True, "", version)
+
+    def devices(self) -> list[DeviceInfo]:
+        # Compute units are requests, not guarantees: Core ML falls back to the CPU per layer.
+        return [
+            DeviceInfo(Device("ane", 0), "Apple Neural Engine (Core ML CPU_AND_NE)"),
+            DeviceInfo(Device("gpu", 0), "Apple GPU (Core ML CPU_AND_GPU)"),
+            DeviceInfo(Device("cpu"), "CPU (Core ML CPU_ONLY)"),
+        ]
+
+    def unsupported_ops(self, model: OnnxModel, device: Device) -> list[tuple[str, str]]:
+        from . import unsupported_ops
+
+        options = CoreMLOptions()
+        return [
+            (op.node_name, op.op_type)
+            for op in unsupported_ops(model.proto, options.constant_inputs)
+        ]
+
+    # -- compile -------------------------------------------------------------------------------
+
+    def compile(self, model: OnnxModel, target: Target) -> Artifact:
+        from ._translate import translate
+
+        options = CoreMLOptions.model_validate(target.options.backend_options)
+        proto = model.proto
+        if model.has_external_data and model.path is not None:
+            import onnx
+
+            proto = onnx.load(str(model.path))  # the translator needs the weights inline
+        constants = {k: np.asarray(v) for k, v in options.constant_inputs.items()}
+        result = translate(
+            proto,
+            shapes={name: _shape(bounds) for name, bounds in target.options.shapes.items()},
+            precision=target.options.precision,
+            constant_inputs=constants,
+            deployment_target=options.deployment_target,
+        )
+        try:
+            result.save(target.directory / PACKAGE)
+        except Exception as exc:
+            raise CompileError(f"coremltools could not save the ML Program: {exc}") from exc
+        inputs = [spec for spec in model.inputs if spec.name not in constants]
+        return target.finish(
+            inputs,
+            model.outputs,
+            {
+                "deployment_target": options.deployment_target,
+                "io": {
+                    "inputs": [asdict(m) for m in result.inputs],
+                    "outputs": [asdict(m) for m in result.outputs],
+                },
+            },
+        )
+
+    # -- load ----------------------------------------------------------------------------------
+
+    def load(
+        self, artifact: Artifact, device: Device, cache_dir: Path | None = None
+    ) -> CoreMLExecutable:
+        probe = self.probe()
+        if not probe.available:
+            raise BackendUnavailableError(f"cannot load a Core ML model here: {probe.reason}")
+        ct = coremltools()
+        units = getattr(ct.ComputeUnit, COMPUTE_UNITS[device.kind])
+        try:
+            with quiet():
+                mlmodel = ct.models.MLModel(str(artifact.path(PACKAGE)), compute_units=units)
+        except UnirunError:
+            raise
+        except Exception as exc:
+            raise ArtifactError(f"Core ML cannot load the artifact's ML Program: {exc}") from exc
+        return CoreMLExecutable(mlmodel.predict, artifact)
+
+
+class CoreMLExecutable:
+    """Feeds Core ML by its own names and types, and returns ONNX's: int64 travels as int32,
+    bool outputs come back as int32, and a rank-0 input is fed as shape (1,)."""
+
+    def __init__(self, predict: Predict, artifact: Artifact) -> None:
+        self._predict: Predict | None = predict
+        self.inputs = artifact.inputs
+        self.outputs = artifact.outputs
+        io = artifact.manifest.extra.get("io")
+        if not isinstance(io, dict):
+            raise ArtifactError("the manifest lacks the Core ML name map (extra.io)", field="extra")
+        by_onnx = {m["onnx_name"]: TensorMapping(**{**m, "shape": _shape_of(m)})
+                   for m in (*io["inputs"], *io["outputs"])}  # fmt: skip
+        self._feeds = [
+            (spec.name, by_onnx[spec.name].coreml_name, np.dtype(by_onnx[spec.name].coreml_dtype),
+             spec.shape == ())
+            for spec in self.inputs
+        ]  # fmt: skip
+        self._results = [
+            (by_onnx[spec.name].coreml_name, spec.dtype.numpy, spec.shape == ())
+            for spec in self.outputs
+        ]
+
+    def infer(self, feeds: Mapping[str, Array]) -> Sequence[Array]:
+        predict = self._predict
+        if predict is None:
+            from unirun.errors import ModelClosedError
+
+            raise ModelClosedError("the Core ML model was closed")
+        coreml: dict[str, Array] = {}
+        for onnx_name, coreml_name, dtype, scalar in self._feeds:
+            array = feeds[onnx_name]
+            if array.dtype != dtype:
+                if (
+                    array.dtype == np.int64
+                    and array.size
+                    and (array.max() > _INT32.max or array.min() < _INT32.min)
+                ):
+                    raise InputError(
+                        f"input {onnx_name!r} holds values outside int32, which Core ML uses "
+                        "for int64 tensors",
+                        onnx_name,
+                    )
+                array = array.astype(dtype)
+            coreml[coreml_name] = array.reshape(1) if scalar else array
+        try:
+            produced = predict(coreml)
+        except Exception as exc:
+            raise InferenceError(f"Core ML failed while running: {exc}") from exc
+        results = []
+        for coreml_name, dtype, scalar in self._results:
+            value = np.asarray(produced[coreml_name])
+            if value.dtype != dtype:
+                value = value.astype(dtype)
+            results.append(value.reshape(()) if scalar else value)
+        return results
+
+    def close(self) -> None:
+        self._predict = None
+
+
+def _shape(bounds: ShapeRange) -> Any:
+    """unirun's shapes in the translator's terms: fixed, (min, opt, max), or a list of choices."""
+    if bounds.choices is not None:
+        return list(bounds.choices)
+    if bounds.is_fixed:
+        return bounds.min
+    return (bounds.min, bounds.opt, bounds.max)
+
+
+def _shape_of(item: Mapping[str, Any]) -> tuple[int | str, ...] | None:
+    shape = item.get("shape")
+    return None if shape is None else tuple(shape)
