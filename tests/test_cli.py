@@ -211,6 +211,32 @@ def test_inspect_names_the_nodes_a_backend_cannot_run(tmp_path: Path) -> None:
     one_line_error(cli("run", path, "-b", "onnxruntime"), 1, "UnsupportedModelError")
 
 
+def test_inspect_one_backend_lists_what_the_core_ml_translator_cannot_lower(
+    tmp_path: Path,
+) -> None:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Relu", ["x"], ["r"], name="relu"),
+            helper.make_node("NonMaxSuppression", ["boxes", "r"], ["keep"], name="nms"),
+        ],
+        "nms",
+        [
+            helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 4, 4]),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4]),
+        ],
+        [helper.make_tensor_value_info("keep", TensorProto.INT64, [None, 3])],
+    )
+    path = tmp_path / "nms.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    report = json.loads(ok("inspect", path, "-b", "coreml", "--json"))
+    assert [v["backend"] for v in report["backends"]] == ["coreml"]  # compile-only here is fine
+    assert report["backends"][0]["unsupported"] == [{"node": "nms", "op": "NonMaxSuppression"}]
+    assert "NonMaxSuppression (nms)" in ok("inspect", path, "--backend", "coreml")
+    one_line_error(cli("inspect", path, "-b", "nosuch"), 1, "BackendNotFoundError")
+
+
 def test_inspect_lists_external_data_files(tmp_path: Path) -> None:
     model = onnx.load(str(CNN))
     onnx.save(

@@ -92,20 +92,26 @@ def model_report(model: OnnxModel) -> dict[str, Any]:
     }
 
 
-def backend_verdicts(model: OnnxModel) -> list[dict[str, Any]]:
-    """For every available backend: can it take the model? (``yes``/``no``/``unknown``)."""
+def backend_verdicts(model: OnnxModel, only: str | None = None) -> list[dict[str, Any]]:
+    """For every backend that can compile here: can it take the model? (``yes``/``no``/
+    ``unknown``). ``only`` restricts the answer to one backend."""
     verdicts = []
     specs = model.inputs + model.outputs
     dynamic = [s.name for s in model.inputs if not s.is_static]
     for info in _registry.backends():
-        if not info.available or info.capabilities is None:
+        if only is not None and info.name != only:
+            continue
+        if not info.can_compile or info.capabilities is None:
             continue
         caps = info.capabilities
-        device = info.devices[0].device if info.devices else Device("cpu")
+        backend = _registry.get_backend(info.name, for_compile=True)
+        targets = info.devices or tuple(backend.devices())
+        device = targets[0].device if targets else Device("cpu")
         notes: list[str] = []
+        if not info.available:
+            notes.append("compiles here but cannot run here (see unirun backends)")
         unsupported: list[tuple[str, str]] | None = None
         verdict = "unknown"
-        backend = _registry.get_backend(info.name)
         if isinstance(backend, SupportsOpCheck):
             try:
                 found = backend.unsupported_ops(model, device)
@@ -146,6 +152,9 @@ def inspect(
         "--backends/--no-backends",
         help="Ask each available backend whether it can take the model.",
     ),
+    only: str | None = typer.Option(
+        None, "--backend", "-b", help="Ask only this backend (e.g. coreml: which ops it lowers)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """Describe MODEL and say which available backends can take it.
@@ -160,8 +169,10 @@ def inspect(
         return
     onnx_model = OnnxModel.from_source(model)
     report = model_report(onnx_model)
+    if only is not None:
+        _registry.get_backend(only, for_compile=True)  # a clear error if it cannot even compile
     if check_backends:
-        report["backends"] = backend_verdicts(onnx_model)
+        report["backends"] = backend_verdicts(onnx_model, only)
     if as_json:
         write_json(report)
         return
@@ -224,7 +235,7 @@ def _print_verdicts(verdicts: list[dict[str, Any]]) -> None:
         verdict = f"[{colour[v['verdict']]}]{v['verdict']}[/]"
         table.add_row(v["backend"], v["device"], verdict, escape("; ".join(details)))
     console.print(table)
-    console.print("[dim]not listed: backends that are not available here (see unirun backends)[/]")
+    console.print("[dim]not listed: backends that cannot compile here (see unirun backends)[/]")
 
 
 def _artifact(artifact: Artifact, as_json: bool) -> None:

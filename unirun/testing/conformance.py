@@ -398,8 +398,9 @@ class BackendConformance:
 
         Troubleshooting: catch everything in ``probe()`` (ImportError, a broken native library,
         a driver missing) and return ``Probe(False, "what is missing; the command that fixes
-        it")``. When available, report the engine's version and list at least one concrete
-        device whose kind is among ``Capabilities.device_kinds``.
+        it")``; add ``can_compile=True`` only if ``compile()`` really works without the engine.
+        When available, report the engine's version and list at least one concrete device whose
+        kind is among ``Capabilities.device_kinds``.
         """
         probe, devices = status(self.backend)
         assert isinstance(probe, Probe)
@@ -407,8 +408,15 @@ class BackendConformance:
         assert info.available == probe.available and info.reason == probe.reason
         if not probe.available:
             assert probe.reason.strip(), "an unavailable backend must say why"
+            static = models.mlp(batch=2)
+            if probe.can_compile:  # builds here, runs elsewhere (Core ML on Linux)
+                artifact = unirun.compile(static, backend=self.backend, cache=False)
+                assert artifact.backend == self.backend
+                with pytest.raises(BackendUnavailableError, match=re.escape(probe.reason[:40])):
+                    unirun.load(static, backend=self.backend, cache=False)
+                return
             with pytest.raises(BackendUnavailableError, match=re.escape(probe.reason[:40])):
-                unirun.compile(models.mlp(), backend=self.backend, cache=False)
+                unirun.compile(static, backend=self.backend, cache=False)
             return
         assert isinstance(probe.version, str) and probe.version, "report the engine's version"
         assert devices, "an available backend lists at least one device"
