@@ -113,9 +113,13 @@ def run(
     with m:
         generated = complete_feeds(m, feeds, seed)
         m.infer(feeds)  # warm-up, so the time shown is a steady-state run
-        start = time.perf_counter()
-        results = m.infer(feeds)
-        elapsed = time.perf_counter() - start
+        times: list[float] = []
+        deadline = time.perf_counter() + 0.5
+        while not times or (len(times) < 5 and time.perf_counter() < deadline):
+            start = time.perf_counter()
+            results = m.infer(feeds)
+            times.append(time.perf_counter() - start)
+        elapsed = sorted(times)[len(times) // 2]  # the median of up to five runs
     if output is not None:
         np.savez(output, **results)  # type: ignore[arg-type]
     if as_json:
