@@ -312,5 +312,17 @@ def select(
     return best[1], best[2], best[3]
 
 
-def available_names() -> Sequence[str]:
-    return [info.name for info in backends() if info.available]
+def candidate_names(device: Device) -> Sequence[str]:
+    """Available backends that ``backend="auto"`` could pick for ``device``, best first."""
+    ranked = []
+    for info in backends():
+        if not info.available or info.capabilities is None:
+            continue
+        scores = [
+            info.capabilities.priority[d.device.kind]
+            for d in info.devices
+            if d.device.kind in info.capabilities.priority and device.matches(d.device)
+        ]
+        if scores:
+            ranked.append((max(scores), info.name))
+    return [name for _, name in sorted(ranked, reverse=True)]

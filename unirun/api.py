@@ -434,7 +434,7 @@ def _fastest(
     """Compile on every available backend that can use ``device``, time each, keep the fastest."""
     model = OnnxModel.from_source(source)
     key = (model.sha256, str(device), repr((precision, shapes, threads, optimization_level)))
-    names = [_fastest_choice[key]] if key in _fastest_choice else _registry.available_names()
+    names = [_fastest_choice[key]] if key in _fastest_choice else _registry.candidate_names(device)
     timings: dict[str, float] = {}
     best: Model | None = None
     for name in names:

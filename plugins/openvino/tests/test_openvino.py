@@ -477,3 +477,24 @@ def test_op_check_names_nodes_without_compiling() -> None:
     assert backend.unsupported_ops(readable, Device("cpu")) == []
     if "NPU" not in ov.Core().available_devices:  # an absent device: it cannot tell
         assert backend.unsupported_ops(readable, Device("npu")) is None
+
+
+def test_backend_fastest_measures_the_candidates_and_keeps_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Both engines run here; ``fastest`` times each on the model and keeps the quicker one
+    (the reference backend is never a candidate: it is never chosen automatically)."""
+    import logging
+
+    from unirun.testing import conv_net
+
+    caplog.set_level(logging.INFO, logger="unirun")
+    model = conv_net(size=16)
+    x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    with unirun.load(model, backend="fastest", device="cpu") as m:
+        assert m.backend in ("onnxruntime", "openvino")
+        got = m(x)["logits"]
+    timed = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("fastest:"))
+    assert "onnxruntime" in timed and "openvino" in timed and "reference" not in timed
+    with unirun.load(model, backend="reference") as ref:
+        np.testing.assert_allclose(got, ref(x)["logits"], rtol=1e-4, atol=1e-5)
