@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +17,15 @@ from .tensor import Dim, TensorSpec
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["OnnxModel", "check_shapes", "fix_input_shapes", "graph_inputs", "graph_outputs"]
+__all__ = [
+    "OnnxModel",
+    "all_nodes",
+    "check_shapes",
+    "fix_input_shapes",
+    "graph_inputs",
+    "graph_outputs",
+    "graphs",
+]
 
 _CHUNK = 1 << 20
 
@@ -158,6 +166,23 @@ def _spec(value: Any) -> TensorSpec:
         else:
             dims.append(d.dim_param or "?")
     return TensorSpec(value.name, dtype, tuple(dims))
+
+
+def graphs(graph: Any) -> Iterator[Any]:
+    """``graph`` and every subgraph (If/Loop/Scan bodies), depth first."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                yield from graphs(attr.g)
+            for sub in attr.graphs:
+                yield from graphs(sub)
+
+
+def all_nodes(graph: Any) -> Iterator[Any]:
+    """Every node of ``graph`` and of its subgraphs."""
+    for g in graphs(graph):
+        yield from g.node
 
 
 def graph_inputs(proto: onnx.ModelProto) -> list[TensorSpec]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from ..artifact import MANIFEST_NAME, Artifact
 from ..backend import SupportsOpCheck
 from ..device import Device
 from ..dtypes import DType
-from ..source import OnnxModel
+from ..source import OnnxModel, graphs
 from ..tensor import TensorSpec
 from ._app import app, console, human_bytes, write_json
 
@@ -26,17 +25,6 @@ _SHOW_UNSUPPORTED = 8
 
 def _shape(spec: TensorSpec) -> str:
     return "?" if spec.shape is None else f"[{', '.join(str(d) for d in spec.shape)}]"
-
-
-def _graphs(graph: Any) -> Iterator[Any]:
-    """``graph`` and every subgraph (If/Loop/Scan bodies), depth first."""
-    yield graph
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("g"):
-                yield from _graphs(attr.g)
-            for sub in attr.graphs:
-                yield from _graphs(sub)
 
 
 def _tensor_size(tensor: Any) -> tuple[int, int]:
@@ -57,7 +45,7 @@ def model_report(model: OnnxModel) -> dict[str, Any]:
     ops: Counter[str] = Counter()
     params = tensors = size = 0
     subgraphs = -1
-    for graph in _graphs(proto.graph):
+    for graph in graphs(proto.graph):
         subgraphs += 1
         for node in graph.node:
             ops[f"{node.domain}:{node.op_type}" if node.domain else node.op_type] += 1

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from unirun.source import all_nodes
 
 # Both spellings of the default ONNX domain.
 _ONNX_DOMAINS = ("", "ai.onnx")
@@ -96,16 +98,6 @@ def _bindings(schema: Any, node: Any, types: Mapping[str, str]) -> dict[str, str
     return bound
 
 
-def _nodes(graph: Any) -> Iterator[Any]:
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.HasField("g"):
-                yield from _nodes(attr.g)
-            for sub in attr.graphs:
-                yield from _nodes(sub)
-
-
 def unsupported_ops(proto: Any, provider: str) -> list[tuple[str, str]]:
     """``(node_name, op_type)`` of every node ``provider`` has no matching kernel for."""
     opsets = {
@@ -117,7 +109,7 @@ def unsupported_ops(proto: Any, provider: str) -> list[tuple[str, str]]:
     # The CPU provider runs float16 nodes that lack a float16 kernel by inserting casts to float.
     widen = provider == "CPUExecutionProvider"
     missing: list[tuple[str, str]] = []
-    for node in _nodes(proto.graph):
+    for node in all_nodes(proto.graph):
         domain = "" if node.domain in _ONNX_DOMAINS else node.domain
         if (node.domain, node.op_type) in local or (domain, node.op_type) == ("", "Constant"):
             continue  # inlined, or folded into an initializer, before kernels are chosen

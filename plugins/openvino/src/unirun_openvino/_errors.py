@@ -8,7 +8,7 @@ summary naming the operators. This module keeps only that.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from unirun.errors import (
@@ -21,6 +21,7 @@ from unirun.errors import (
     UnirunError,
     UnsupportedModelError,
 )
+from unirun.source import all_nodes
 
 _SITE = re.compile(r"(?:Exception from|Check '.*?' failed at) [\w./\\-]+:\d+:[ \t]*")
 # an OpenVINO-internal node ("opset1::Convolution Convolution_4 (...)"); the ONNX node is named
@@ -149,17 +150,7 @@ def _nodes(proto: Any, op: str, domain: str) -> list[str]:
         return []
     found = [
         node.name
-        for node in _all_nodes(proto.graph)
+        for node in all_nodes(proto.graph)
         if node.op_type == op and ("" if node.domain == "ai.onnx" else node.domain) == domain
     ]
     return found[:5]
-
-
-def _all_nodes(graph: Any) -> Iterable[Any]:
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.HasField("g"):
-                yield from _all_nodes(attr.g)
-            for sub in attr.graphs:
-                yield from _all_nodes(sub)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from unirun.backend import API_VERSION, Capabilities, DeviceInfo, Probe, Target, ThreadSafety
 from unirun.device import Device
 from unirun.errors import ArtifactError, CompileError, UnirunError, UnsupportedModelError
+from unirun.source import all_nodes
 
 from . import _devices, _engine, _ports
 from ._dtypes import FROM_OV
@@ -127,7 +128,7 @@ class OpenVINOBackend:
             log.info("the blob exported from OpenVINO's cache does not import; compiling anew")
             compiled = _engine.compile_model(engine, ov_model, device, props)
             blob = _engine.export(compiled, device)
-        unsafe = sorted({n.op_type for n in model.proto.graph.node} & _BLOB_UNSAFE_OPS)
+        unsafe = sorted({n.op_type for n in all_nodes(model.proto.graph)} & _BLOB_UNSAFE_OPS)
         if blob is not None and unsafe:
             log.info(
                 "not keeping OpenVINO's compiled blob: it computes %s wrongly after "
