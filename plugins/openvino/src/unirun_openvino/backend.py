@@ -112,10 +112,7 @@ class OpenVINOBackend:
         engine = _engine.core(cpu)
         # The IR is the recompile source: exact weights (save_model compresses to fp16 by default).
         ov.save_model(ov_model, str(target.directory / IR), compress_to_fp16=False)
-        cache = {}
-        if _use_engine_cache(target, options):
-            sub = target.cache_dir / f"ov-{_engine.cache_key(props, dict(cpu))}"
-            cache = {"CACHE_DIR": str(sub)}
+        cache = _engine_cache(target.cache_dir, options, props, dict(cpu))
         compiled = _engine.compile_model(engine, ov_model, device, {**props, **cache})
         blob = _engine.export(compiled, device)
         if (
@@ -193,14 +190,13 @@ class OpenVINOBackend:
                 raise ArtifactError(
                     f"the artifact's OpenVINO IR cannot be read: {message(exc)}", field="files"
                 ) from exc
-            cache = {}
-            cpu = dict(extra.get("cpu_core_properties", {}))
-            if (
-                cache_dir is not None
-                and parse(artifact.manifest.options.backend_options).engine_cache
-            ):
-                # The same per-property-set directory compile used, so a rebuild is cached too.
-                cache = {"CACHE_DIR": str(cache_dir / f"ov-{_engine.cache_key(props, cpu)}")}
+            # The same per-property-set directory compile used, so a rebuild is cached too.
+            cache = _engine_cache(
+                cache_dir,
+                parse(artifact.manifest.options.backend_options),
+                props,
+                dict(extra.get("cpu_core_properties", {})),
+            )
             compiled = _engine.compile_model(engine, ov_model, ov_device, {**props, **cache})
         binding = _ports.bind(compiled, artifact.inputs, artifact.outputs, ArtifactError)
         return OpenVINOExecutable(
@@ -213,8 +209,14 @@ class OpenVINOBackend:
 _BLOB_UNSAFE_OPS = frozenset({"RotaryEmbedding"})
 
 
-def _use_engine_cache(target: Target, options: OpenVINOOptions) -> bool:
-    return options.engine_cache
+def _engine_cache(
+    cache_dir: Path | None, options: OpenVINOOptions, props: dict[str, Any], cpu: dict[str, Any]
+) -> dict[str, str]:
+    """OpenVINO's CACHE_DIR, one directory per property set (OpenVINO's own cache key ignores
+    some properties that change the compiled model), or nothing when caching is off."""
+    if cache_dir is None or not options.engine_cache:
+        return {}
+    return {"CACHE_DIR": str(cache_dir / f"ov-{_engine.cache_key(props, cpu)}")}
 
 
 def _import_obstacle(artifact: Artifact, engine: Any, ov_device: str) -> str | None:
