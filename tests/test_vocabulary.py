@@ -115,3 +115,9 @@ def test_options_forbid_unknown_fields_and_are_frozen() -> None:
     options = CompileOptions()
     with pytest.raises(ValueError, match="frozen"):
         options.precision = "fp16"  # type: ignore[misc]
+
+
+def test_numpy_native_marks_the_types_ml_dtypes_supplies() -> None:
+    assert DType.FLOAT32.numpy_native and DType.BOOL.numpy_native
+    assert not DType.BFLOAT16.numpy_native and not DType.INT4.numpy_native
+    assert not DType.STRING.numpy_native

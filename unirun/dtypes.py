@@ -60,6 +60,12 @@ class DType(str, Enum):
         return found
 
     @property
+    def numpy_native(self) -> bool:
+        """True if numpy itself has this type (False for bfloat16, float8, int4… which live in
+        ``ml_dtypes``, and for strings, which numpy holds as objects)."""
+        return self is not DType.STRING and hasattr(np, self.value)
+
+    @property
     def is_float(self) -> bool:
         return self in _FLOATS
 

@@ -43,21 +43,7 @@ FROM_ORT: dict[str, DType] = {
 }
 
 #: Types onnxruntime cannot take or return as numpy arrays; they travel as raw bits.
-NARROW = frozenset(
-    {
-        DType.BFLOAT16,
-        DType.FLOAT8_E4M3FN,
-        DType.FLOAT8_E4M3FNUZ,
-        DType.FLOAT8_E5M2,
-        DType.FLOAT8_E5M2FNUZ,
-        DType.FLOAT8_E8M0,
-        DType.FLOAT4_E2M1,
-        DType.INT4,
-        DType.UINT4,
-        DType.INT2,
-        DType.UINT2,
-    }
-)
+NARROW = frozenset(d for d in DType if not d.numpy_native and d is not DType.STRING)
 _RAW = {8: np.uint8, 16: np.uint16}
 
 
