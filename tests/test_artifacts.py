@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import pytest
 
 import unirun
 from unirun import ArtifactError, InvalidModelError, OptionsError
+from unirun._reference import ReferenceBackend
 from unirun.artifact import FORMAT_VERSION
 
 
@@ -296,3 +299,36 @@ def test_sequence_inputs_are_unsupported_not_invalid() -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     with pytest.raises(UnsupportedModelError, match="'seq' is a sequence; unirun exchanges dense"):
         unirun.compile(model, backend="reference")
+
+
+def test_precision_substitution_is_reported_and_refused_when_strict(
+    cnn_path: Path, cache_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A plugin that reports computing in another precision than asked: the model, the manifest
+    and a WARNING say so; strict_precision=True refuses with OptionsError."""
+
+    class Substituting(ReferenceBackend):
+        name = "subst"
+        capabilities = dataclasses.replace(
+            ReferenceBackend.capabilities, precisions=("fp32", "fp16")
+        )
+
+        def compile(self, model: Any, target: Any) -> Any:
+            artifact = super().compile(model, target)
+            return target.finish(artifact.inputs, artifact.outputs, precision="fp32")
+
+    unirun.register_backend(Substituting())
+    try:
+        with (
+            caplog.at_level(logging.WARNING, logger="unirun"),
+            unirun.load(cnn_path, backend="subst", precision="fp16") as model,
+        ):
+            assert (model.precision, model.options.precision) == ("fp32", "fp16")
+            assert model.artifact.manifest.computed_precision == "fp32"
+        assert any("not the requested fp16" in r.getMessage() for r in caplog.records)
+        with pytest.raises(unirun.OptionsError, match="strict_precision"):
+            unirun.load(cnn_path, backend="subst", precision="fp16", strict_precision=True)
+        with unirun.load(cnn_path, backend="subst") as model:
+            assert model.precision == "fp32" and model.artifact.manifest.computed_precision is None
+    finally:
+        unirun.unregister_backend("subst")

@@ -53,12 +53,17 @@ def load(
     threads: int | None = None,
     optimization_level: int | None = None,
     cache: bool | str | os.PathLike[str] = True,
+    strict_precision: bool = False,
 ) -> Model:
     """Compile ``source`` for a backend and device (through the cache) and load it.
 
     ``source`` is a path to an ``.onnx`` file, its bytes, an ``onnx.ModelProto``, or a saved
     artifact directory (whose manifest then fixes backend, device and options). ``cache`` may be
     False (build in a temporary directory) or a directory to use instead of the default cache.
+
+    When the engine cannot compute in the requested ``precision`` on this device (fp16 on a CPU
+    without fp16 units), the model runs in what the engine really uses, ``model.precision`` says
+    so and a WARNING is logged; with ``strict_precision=True`` that raises ``OptionsError``.
     """
     artifact = _as_artifact(source)
     if artifact is not None:
@@ -74,6 +79,7 @@ def load(
                 f"{', '.join(k for k, v in given.items() if v)} cannot change a compiled artifact "
                 "(its manifest fixes them); compile the ONNX model with these options instead"
             )
+        _check_precision(artifact, strict_precision)
         return _load_artifact(artifact, backend, Device.parse(device), cache)
     if backend == "fastest":
         return _fastest(
@@ -85,9 +91,11 @@ def load(
             threads,
             optimization_level,
             cache,
+            strict_precision,
         )
     build = _Build(source, backend, device, precision, shapes, options, threads, optimization_level)
     artifact, status = build.run(cache)
+    _check_precision(artifact, strict_precision)
     return _open(build.name, build.backend, build.device.device, artifact, status, cache)
 
 
@@ -102,10 +110,12 @@ def compile(
     threads: int | None = None,
     optimization_level: int | None = None,
     cache: bool | str | os.PathLike[str] = True,
+    strict_precision: bool = False,
 ) -> Artifact:
     """Compile ``source`` into an :class:`Artifact` (call ``.save(path)`` to keep a copy).
 
-    Works for backends that can compile here without running (Core ML on Linux)."""
+    Works for backends that can compile here without running (Core ML on Linux). Precision
+    substitution is reported as for :func:`load`."""
     build = _Build(
         source,
         backend,
@@ -117,7 +127,24 @@ def compile(
         optimization_level,
         for_compile=True,
     )
-    return build.run(cache)[0]
+    artifact = build.run(cache)[0]
+    _check_precision(artifact, strict_precision)
+    return artifact
+
+
+def _check_precision(artifact: Artifact, strict: bool) -> None:
+    """Never substitute a precision silently: warn, or refuse when asked to be strict."""
+    manifest = artifact.manifest
+    used, asked = manifest.computed_precision, manifest.options.precision
+    if used is None or used == asked:
+        return
+    message = (
+        f"backend {manifest.backend!r} computes in {used} on {manifest.device}, not the "
+        f"requested {asked} (the device lacks {asked} support)"
+    )
+    if strict:
+        raise OptionsError(f"{message}; strict_precision=True refuses the substitution")
+    log.warning("%s; pass strict_precision=True to make this an error", message)
 
 
 _predict_models: OrderedDict[tuple[Any, ...], Model] = OrderedDict()
@@ -430,6 +457,7 @@ def _fastest(
     threads: int | None,
     optimization_level: int | None,
     cache: bool | str | os.PathLike[str],
+    strict_precision: bool = False,
 ) -> Model:
     """Compile on every available backend that can use ``device``, time each, keep the fastest."""
     model = OnnxModel.from_source(source)
@@ -443,6 +471,7 @@ def _fastest(
                 model, name, device, precision, shapes, options, threads, optimization_level
             )
             artifact, status = build.run(cache)
+            _check_precision(artifact, strict_precision)
             candidate = _open(name, build.backend, build.device.device, artifact, status, cache)
         except UnirunError as exc:
             log.info("fastest: skipping %s: %s", name, exc)

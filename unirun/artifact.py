@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ._version import __version__
 from .device import Device
 from .errors import ArtifactError
-from .options import CompileOptions
+from .options import CompileOptions, Precision
 from .tensor import TensorSpec
 
 if TYPE_CHECKING:
@@ -69,6 +69,9 @@ class Manifest(BaseModel):
     device: str
     device_identity: str = ""
     options: CompileOptions
+    #: The precision the engine computes in, when the plugin reported it differs from
+    #: ``options.precision`` (the request); None means "as requested".
+    computed_precision: Precision | None = None
     source_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     inputs: list[SpecModel]
     outputs: list[SpecModel]
@@ -204,6 +207,7 @@ class Artifact:
         inputs: Sequence[TensorSpec],
         outputs: Sequence[TensorSpec],
         extra: Mapping[str, Any],
+        precision: Precision | None = None,
     ) -> Artifact:
         directory = target.directory
         files = []
@@ -216,6 +220,7 @@ class Artifact:
                 **target._stamp,
                 device=str(target.device),
                 options=target.options,
+                computed_precision=None if precision == target.options.precision else precision,
                 inputs=[SpecModel(**s.to_json()) for s in inputs],
                 outputs=[SpecModel(**s.to_json()) for s in outputs],
                 files=files,

@@ -157,15 +157,20 @@ class Target:
         inputs: Sequence[TensorSpec],
         outputs: Sequence[TensorSpec],
         extra: Mapping[str, Any] | None = None,
+        *,
+        precision: Precision | None = None,
     ) -> Artifact:
         """Seal the files written to ``directory`` into an :class:`~unirun.artifact.Artifact`.
 
         ``extra`` is plugin data kept in the manifest (JSON values only): name maps, the engine's
-        own device string, anything ``load`` will need.
+        own device string, anything ``load`` will need. ``precision`` is the precision the
+        engine really computes in, asked of the compiled model, when it differs from the request
+        (an fp16 request run in fp32 on a CPU without fp16 units); None means "as requested".
+        The core warns about (or, with ``strict_precision``, refuses) a substitution.
         """
         from .artifact import Artifact
 
-        return Artifact._from_build(self, inputs, outputs, dict(extra or {}))
+        return Artifact._from_build(self, inputs, outputs, dict(extra or {}), precision)
 
 
 @runtime_checkable

@@ -173,6 +173,13 @@ class Model:
         self._executable.close()
 
     @property
+    def precision(self) -> str:
+        """The precision the engine really computes in on this device (``"fp32"``, ``"fp16"``,
+        ``"bf16"``); it differs from ``options.precision`` (the request) when the hardware
+        could not honour the request."""
+        return self.artifact.manifest.computed_precision or self.options.precision
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
