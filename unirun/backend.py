@@ -206,6 +206,9 @@ class Executable(Protocol):
         """Release engine resources; idempotent; see the module rules on in-flight calls."""
         ...
 
+    # Optional: ``engine_device: str``, the device the engine chose when asked for ``auto``
+    # (OpenVINO AUTO → "CPU"); users see it as ``Model.device_label`` ("auto → CPU").
+
 
 @runtime_checkable
 class SupportsContexts(Protocol):

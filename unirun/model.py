@@ -173,6 +173,15 @@ class Model:
         self._executable.close()
 
     @property
+    def device_label(self) -> str:
+        """``device`` as shown to people: ``"auto → CPU"`` when the engine chose the device
+        (an executable may expose the engine's choice as a string attribute ``engine_device``)."""
+        chosen = getattr(self._executable, "engine_device", None)
+        if isinstance(chosen, str) and chosen and chosen.lower() != str(self.device):
+            return f"{self.device} → {chosen}"
+        return str(self.device)
+
+    @property
     def precision(self) -> str:
         """The precision the engine really computes in on this device (``"fp32"``, ``"fp16"``,
         ``"bf16"``); it differs from ``options.precision`` (the request) when the hardware
