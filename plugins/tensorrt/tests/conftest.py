@@ -16,9 +16,7 @@ def _findings() -> dict[str, Finding]:
 
 
 def _reason(*names: str) -> str | None:
-    missing = [f for n in names if not (f := _findings()[n]).ok] if all(
-        n in _findings() for n in names
-    ) else [f for f in _findings().values() if not f.ok]
+    missing = [f for f in _findings().values() if f.name in names and not f.ok]
     return "; ".join(f"{f.name}: {f.detail}" for f in missing) or None
 
 
