@@ -213,7 +213,11 @@ def test_external_weights_are_read_and_inlined(tmp_path: Path) -> None:
     model = models.mlp()
     path = tmp_path / "mlp.onnx"
     onnx.save(
-        models.mlp(), str(path), save_as_external_data=True, location="mlp.weights", size_threshold=0
+        models.mlp(),
+        str(path),
+        save_as_external_data=True,
+        location="mlp.weights",
+        size_threshold=0,
     )
     stored = onnx.load(str(path), load_external_data=False)
     low = convert(stored, "fp16", tmp_path)
