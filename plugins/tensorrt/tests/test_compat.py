@@ -17,10 +17,12 @@ def refused(built: PlanInfo, here: PlanInfo) -> str | None:
     try:
         check(built, here)
     except ArtifactError as exc:
-        assert exc.field is not None
-        assert exc.field in str(exc)
-        return exc.field
-    return None
+        field = exc.field
+        message = str(exc)
+    else:
+        return None
+    assert field is not None and field in message
+    return field
 
 
 def test_same_machine_loads() -> None:

@@ -60,7 +60,7 @@ def test_extra_profiles_inherit_and_must_stay_inside_the_bounds() -> None:
     wide = shapes(image=((1, 3, 64, 64), (1, 3, 64, 64), (64, 3, 64, 64)))
     with pytest.raises(OptionsError, match=r"profile 1 gives 'image' dimension 0 as 1\.\.64"):
         plan([IMAGE, MASK], given, [wide])
-    with pytest.raises(OptionsError, match="'scale'.*not a dynamic input"):
+    with pytest.raises(OptionsError, match=r"'scale'.*not a dynamic input"):
         plan([IMAGE, MASK], given, [shapes(scale=(1,))])
     with pytest.raises(OptionsError, match="rank"):
         plan([IMAGE, MASK], given, [shapes(mask=(1, 1, 1))])
