@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from unirun.errors import CompileError, OptionsError, UnsupportedModelError
 from unirun.options import Precision
@@ -86,7 +86,7 @@ def build(request: BuildRequest) -> BuildResult:
     if timing is not None:
         timing.update(lambda current: _merged(config, current))
     return BuildResult(
-        bytes(plan), inputs, outputs, _config.strongly_typed(trt), converted, applied
+        bytes(memoryview(plan)), inputs, outputs, _config.strongly_typed(trt), converted, applied
     )
 
 
@@ -109,8 +109,7 @@ def _parse(parser: Any, request: BuildRequest, converted: bool) -> None:
 
 
 def _parse_converted(parser: Any, request: BuildRequest) -> bool:
-    precision = request.precision
-    assert precision != "fp32"
+    precision = cast(Literal["fp16", "bf16"], request.precision)  # fp32 is never converted
     base = request.path.parent if request.path is not None else None
     low = _lowp.convert(request.proto, precision, base)
     if low.ByteSize() < _INLINE_LIMIT:

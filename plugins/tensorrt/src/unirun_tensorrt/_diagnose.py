@@ -63,7 +63,7 @@ def findings() -> list[Finding]:
                 "install the NVIDIA driver: 580.65+ for CUDA 13, 525.60+ for CUDA 12",
             )
         )
-    elif int(driver.split(".")[0]) < int(runtime.split(".")[0]):
+    elif _major(driver) < _major(runtime):
         found.append(
             Finding(
                 "NVIDIA driver",
@@ -77,7 +77,7 @@ def findings() -> list[Finding]:
     found.append(
         _gpus() if driver is not None else Finding("GPU", False, "none visible without a driver")
     )
-    found.append(_tensorrt(driver))
+    found.append(_tensorrt(driver, runtime))
     return found
 
 
@@ -93,7 +93,7 @@ def _gpus() -> Finding:
     return Finding("GPU", True, "; ".join(f"cuda:{g.ordinal} {g.identity}" for g in gpus))
 
 
-def _tensorrt(driver: str | None) -> Finding:
+def _tensorrt(driver: str | None, runtime: str | None = None) -> Finding:
     extra = extra_for(driver)
     try:
         from . import _engine
@@ -104,11 +104,27 @@ def _tensorrt(driver: str | None) -> Finding:
         return Finding("TensorRT", False, f"cannot be imported ({text})", install(extra))
     wheels = [d for d in ("tensorrt-cu12", "tensorrt-cu13") if _installed(d)]
     detail = f"{version}" + (f" ({', '.join(wheels)})" if wheels else "")
-    if wheels and f"tensorrt-{extra}" not in wheels and driver is not None:
+    built_for = [int(w[-2:]) for w in wheels]
+    if driver is not None and built_for and min(built_for) > _major(driver):
         return Finding(
-            "TensorRT", False, f"{detail}, but the driver supports CUDA {driver}", install(extra)
+            "TensorRT",
+            False,
+            f"{detail}, but the driver supports only CUDA {driver}",
+            install(extra),
+        )
+    if runtime is not None and built_for and _major(runtime) not in built_for:
+        return Finding(
+            "TensorRT",
+            False,
+            f"{detail}, but cuda-bindings is for CUDA {runtime}; the two must share the CUDA "
+            "major version",
+            install(f"cu{built_for[0]}"),
         )
     return Finding("TensorRT", True, detail)
+
+
+def _major(version: str) -> int:
+    return int(version.split(".")[0])
 
 
 def _installed(dist: str) -> bool:

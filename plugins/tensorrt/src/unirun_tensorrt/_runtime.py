@@ -261,6 +261,7 @@ class Context:
             shape = tuple(int(d) for d in context.get_tensor_shape(t.name))
             shapes[t.name] = shape
             context.set_tensor_address(t.name, self._device[t.name].ensure(nbytes(t.dtype, shape)))
+        self._allocated.shapes.clear()
         with _engine.capture.collect() as lines:
             ok = context.execute_async_v3(stream.handle)
         self._allocated.check()
