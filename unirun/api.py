@@ -162,9 +162,12 @@ def _check_precision(artifact: Artifact, strict: bool) -> None:
     used, asked = manifest.computed_precision, manifest.options.precision
     if used is None or used == asked:
         return
+    reason = f"the device lacks {asked} support"
+    if asked == "int8":
+        reason = "only its weights are int8; extra['quantization'] lists the forms measured"
     message = (
         f"backend {manifest.backend!r} computes in {used} on {manifest.device}, not the "
-        f"requested {asked} (the device lacks {asked} support)"
+        f"requested {asked} ({reason})"
     )
     if strict:
         raise OptionsError(f"{message}; strict_precision=True refuses the substitution")

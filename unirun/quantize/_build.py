@@ -317,6 +317,9 @@ def _seal(artifact: Artifact, staging: Path, record: Int8Record) -> Artifact:
         if entry.name != MANIFEST_NAME:
             shutil.move(str(entry), str(staging / entry.name))
     extra = {**artifact.manifest.extra, KEY: record.model_dump(mode="json")}
-    manifest = artifact.manifest.model_copy(update={"extra": extra})
+    update: dict[str, Any] = {"extra": extra}
+    if record.form == Int8Form.WEIGHTS.value and artifact.manifest.computed_precision is None:
+        update["computed_precision"] = "fp32"  # int8 weights, float math: say so
+    manifest = artifact.manifest.model_copy(update=update)
     (staging / MANIFEST_NAME).write_text(_dump(manifest), encoding="utf-8")
     return Artifact(staging, manifest)

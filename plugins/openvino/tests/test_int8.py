@@ -33,7 +33,8 @@ def test_int8_cnn_is_within_the_bound_and_runs_int8_primitives() -> None:
         calibration=feeds,
     ) as q:
         record = q.artifact.manifest.extra["quantization"]
-        assert q.precision == "int8"
+        # int8 math, unless the static form measured slower here and int8 weights won
+        assert q.precision == ("fp32" if record["form"] == "weights" else "int8")
         assert q.artifact.manifest.extra["properties"]["INFERENCE_PRECISION_HINT"] == "f32"
         q(feeds[0])
     static = record["tried"][0]
@@ -71,3 +72,4 @@ def test_outlier_activations_fall_back_to_int8_weights() -> None:
     assert static["form"] == "qdq-static" and not within_bound(static["accuracy"]["y"])
     assert weights["form"] == "weights" and within_bound(weights["accuracy"]["y"])
     assert record["form"] == "weights"
+    assert art.manifest.computed_precision == "fp32"  # int8 weights, float math: reported
