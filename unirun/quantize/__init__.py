@@ -16,12 +16,21 @@ from __future__ import annotations
 from ._calibration import MIN_SAMPLES, Calibration
 from ._cpu import CpuInt8, cpu_int8
 from ._fp16 import compute_precision, to_fp16
-from ._metrics import BOUND_COSINE, BOUND_RELATIVE, Agreement, compare_outputs, within_bound
-from ._record import SLOWER, Candidate, Int8Record, Speed, check
+from ._metrics import (
+    BOUND_COSINE,
+    BOUND_RELATIVE,
+    BOUND_TEXT,
+    Agreement,
+    Meters,
+    compare_outputs,
+    within_bound,
+)
+from ._record import SLOWER, Candidate, Int8Record, Speed, check, summary
 
 __all__ = [
     "BOUND_COSINE",
     "BOUND_RELATIVE",
+    "BOUND_TEXT",
     "MIN_SAMPLES",
     "SLOWER",
     "Agreement",
@@ -29,11 +38,13 @@ __all__ = [
     "Candidate",
     "CpuInt8",
     "Int8Record",
+    "Meters",
     "Speed",
     "check",
     "compare_outputs",
     "compute_precision",
     "cpu_int8",
+    "summary",
     "to_fp16",
     "within_bound",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -39,9 +40,9 @@ class Agreement:
         self._float = True
 
     def add(self, got: Array, want: Array) -> None:
-        self.samples += 1
         if got.shape != want.shape:
             raise ValueError(f"shape {got.shape} differs from the reference's {want.shape}")
+        self.samples += 1
         if want.dtype.kind not in "fc":
             self._float = False
             self._match[0] += int(np.count_nonzero(got == want))
@@ -106,3 +107,43 @@ def within_bound(summary: Mapping[str, float | None]) -> bool:
         and cosine >= BOUND_COSINE
         and relative <= BOUND_RELATIVE
     )
+
+
+class Meters:
+    """:class:`Agreement` per (backend, output), for ``unirun compare``: it adds cosine
+    similarity, max|Δ|/max|ref| and top-1 agreement to each report, and for ``int8`` decides
+    pass/fail by the bound instead of element-wise tolerances."""
+
+    def __init__(self) -> None:
+        self._meters: dict[tuple[str, str], Agreement] = {}
+
+    def add(self, backend: str, output: str, got: Array, want: Array) -> None:
+        meter = self._meters.setdefault((backend, output), Agreement())
+        # A shape mismatch is left out: the element-wise report already names it.
+        with contextlib.suppress(ValueError):
+            meter.add(np.asarray(got), np.asarray(want))
+
+    def annotate(self, report: dict[str, Any], precision: str) -> dict[str, Any]:
+        meter = self._meters.get((report["backend"], report["output"]))
+        summary = meter.summary() if meter is not None and meter.samples else {}
+        report["cosine"] = summary.get("cosine")
+        report["max_abs_over_max_ref"] = summary.get("relative")
+        report["top1"] = summary.get("top1")
+        if precision == "int8" and "problem" not in report:
+            report["ok"] = bool(summary) and within_bound(summary)
+        return report
+
+    @staticmethod
+    def cells(report: Mapping[str, Any]) -> tuple[str, str]:
+        """(cosine, top-1) as table cells; "-" where not applicable."""
+        cosine, top1 = report.get("cosine"), report.get("top1")
+        return (
+            "-" if cosine is None else f"{cosine:.5f}",
+            "-" if top1 is None else f"{top1:.1%}",
+        )
+
+
+#: How ``unirun compare`` states the int8 bound.
+BOUND_TEXT = (
+    f"int8 bound: mean cosine ≥ {BOUND_COSINE}, max|Δ|/max|ref| ≤ {BOUND_RELATIVE} per output"
+)

@@ -13,7 +13,7 @@ from ._metrics import BOUND_COSINE, BOUND_RELATIVE, within_bound
 if TYPE_CHECKING:
     from ..artifact import Manifest
 
-__all__ = ["KEY", "SLOWER", "Candidate", "Int8Record", "check"]
+__all__ = ["KEY", "SLOWER", "Candidate", "Int8Record", "check", "summary"]
 
 log = logging.getLogger("unirun")
 
@@ -102,6 +102,30 @@ class Int8Record(Candidate):
     fp32_payload_bytes: int | None = None
     #: Every form tried, in order, with its measurements or its error.
     tried: list[Candidate] = Field(default_factory=list)
+
+
+def summary(manifest: Manifest) -> str | None:
+    """One line on the int8 build recorded in ``manifest`` (None if it is not one)."""
+    raw = manifest.extra.get(KEY)
+    if not isinstance(raw, dict):
+        return None
+    r = Int8Record.model_validate(raw)
+    parts = [f"int8 form {r.form}"]
+    for name, s in r.accuracy.items():
+        if "cosine" in s:
+            parts.append(
+                f"{name!r}: mean cosine {_num(s.get('cosine'))}, max|Δ|/max|ref| "
+                f"{_num(s.get('relative'))}"
+            )
+    if r.speed is not None:
+        parts.append(f"{r.speed.ratio:.2f}x the fp32 time")
+    if r.payload_bytes and r.fp32_payload_bytes:
+        parts.append(f"{r.payload_bytes / r.fp32_payload_bytes:.0%} of the fp32 artifact")
+    if not r.verified:
+        parts.append("not verified on this machine")
+    elif r.accuracy:
+        parts.append(f"on {r.held_back_samples} held-back samples")
+    return "; ".join(parts)
 
 
 def _num(value: float | None) -> str:
