@@ -81,7 +81,8 @@ class Calibration:
         a ``.npy`` the one input of a one-input model. Other files are ignored."""
         directory = Path(path)
         if not directory.is_dir():
-            raise InputError(f"calibration directory {directory} does not exist")
+            what = "is not a directory" if directory.exists() else "does not exist"
+            raise InputError(f"calibration directory {directory} {what}")
         files = sorted(
             f for f in directory.iterdir() if f.suffix.lower() in _SUFFIXES and f.is_file()
         )
