@@ -13,7 +13,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
@@ -34,6 +34,9 @@ from .model import Model
 from .options import CompileOptions, options_error
 from .source import OnnxModel, check_shapes
 from .tensor import random_feeds
+
+if TYPE_CHECKING:
+    from .quantize._build import Int8Plan
 
 __all__ = ["compile", "load", "predict"]
 
@@ -247,9 +250,11 @@ class _Build:
             "device_identity": self.device.identity,
             "source_sha256": self.model.sha256,
         }
-        from .quantize._build import plan
+        self.int8: Int8Plan | None = None
+        if self.options.precision == "int8" or calibration is not None:
+            from .quantize._build import plan
 
-        self.int8 = plan(self, calibration)
+            self.int8 = plan(self, calibration)
 
     def run(self, cache: bool | str | os.PathLike[str]) -> tuple[Artifact, CacheStatus]:
         if cache is False:
