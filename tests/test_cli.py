@@ -281,8 +281,8 @@ def test_compile_then_run_and_inspect_the_artifact(tmp_path: Path) -> None:
 
 
 def test_compile_refuses_what_the_backend_cannot_do() -> None:
-    result = cli("compile", CNN, "-b", "onnxruntime", "-p", "fp16", "-o", "never.unirun")
-    one_line_error(result, 1, "does not support precision 'fp16'")
+    result = cli("compile", CNN, "-b", "onnxruntime", "-p", "bf16", "-o", "never.unirun")
+    one_line_error(result, 1, "does not support precision 'bf16'")
     result = cli("compile", CNN, "-b", "onnxruntime", "-O", "nonsense=1", "-o", "never.unirun")
     one_line_error(result, 1, "OptionsError")
     assert not Path("never.unirun").exists()
@@ -389,8 +389,8 @@ def test_doctor_openvino_gpu_fails_without_an_intel_gpu() -> None:
 
 
 def test_compare_refuses_a_precision_the_backend_lacks() -> None:
-    result = cli("compare", CNN, "-b", "onnxruntime,reference", "-p", "fp16")
-    one_line_error(result, 1, "does not support precision 'fp16'")
+    result = cli("compare", CNN, "-b", "onnxruntime,reference", "-p", "bf16")
+    one_line_error(result, 1, "does not support precision 'bf16'")
 
 
 # -- cache ----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
@@ -35,6 +35,9 @@ from .options import CompileOptions, options_error
 from .source import OnnxModel, check_shapes
 from .tensor import random_feeds
 
+if TYPE_CHECKING:
+    from .quantize._build import Int8Plan
+
 __all__ = ["compile", "load", "predict"]
 
 log = logging.getLogger("unirun")
@@ -54,6 +57,7 @@ def load(
     optimization_level: int | None = None,
     cache: bool | str | os.PathLike[str] = True,
     strict_precision: bool = False,
+    calibration: Any = None,
 ) -> Model:
     """Compile ``source`` for a backend and device (through the cache) and load it.
 
@@ -64,6 +68,11 @@ def load(
     When the engine cannot compute in the requested ``precision`` on this device (fp16 on a CPU
     without fp16 units), the model runs in what the engine really uses, ``model.precision`` says
     so and a WARNING is logged; with ``strict_precision=True`` that raises ``OptionsError``.
+
+    ``precision="int8"`` needs ``calibration``: an iterable of feeds like the real inputs, a
+    directory of ``.npy``/``.npz`` files, or a :class:`unirun.quantize.Calibration`. The int8
+    model is measured against fp32 on held-back samples; one outside the accuracy bound or
+    slower than fp32 is reported the same way (see ``docs/precision.md``).
     """
     artifact = _as_artifact(source)
     if artifact is not None:
@@ -73,6 +82,7 @@ def load(
             "options": bool(options),
             "threads": threads is not None,
             "optimization_level": optimization_level is not None,
+            "calibration": calibration is not None,
         }
         if any(given.values()):
             raise OptionsError(
@@ -92,8 +102,19 @@ def load(
             optimization_level,
             cache,
             strict_precision,
+            calibration,
         )
-    build = _Build(source, backend, device, precision, shapes, options, threads, optimization_level)
+    build = _Build(
+        source,
+        backend,
+        device,
+        precision,
+        shapes,
+        options,
+        threads,
+        optimization_level,
+        calibration=calibration,
+    )
     artifact, status = build.run(cache)
     _check_precision(artifact, strict_precision)
     return _open(build.name, build.backend, build.device.device, artifact, status, cache)
@@ -111,6 +132,7 @@ def compile(
     optimization_level: int | None = None,
     cache: bool | str | os.PathLike[str] = True,
     strict_precision: bool = False,
+    calibration: Any = None,
 ) -> Artifact:
     """Compile ``source`` into an :class:`Artifact` (call ``.save(path)`` to keep a copy).
 
@@ -126,6 +148,7 @@ def compile(
         threads,
         optimization_level,
         for_compile=True,
+        calibration=calibration,
     )
     artifact = build.run(cache)[0]
     _check_precision(artifact, strict_precision)
@@ -135,12 +158,19 @@ def compile(
 def _check_precision(artifact: Artifact, strict: bool) -> None:
     """Never substitute a precision silently: warn, or refuse when asked to be strict."""
     manifest = artifact.manifest
+    if "quantization" in manifest.extra:
+        from .quantize import check
+
+        check(manifest, strict)
     used, asked = manifest.computed_precision, manifest.options.precision
     if used is None or used == asked:
         return
+    reason = f"the device lacks {asked} support"
+    if asked == "int8":
+        reason = "only its weights are int8; extra['quantization'] lists the forms measured"
     message = (
         f"backend {manifest.backend!r} computes in {used} on {manifest.device}, not the "
-        f"requested {asked} (the device lacks {asked} support)"
+        f"requested {asked} ({reason})"
     )
     if strict:
         raise OptionsError(f"{message}; strict_precision=True refuses the substitution")
@@ -200,6 +230,7 @@ class _Build:
         optimization_level: int | None,
         *,
         for_compile: bool = False,
+        calibration: Any = None,
     ) -> None:
         self.model = OnnxModel.from_source(source)
         self.name, self.backend, self.device = _registry.select(
@@ -219,6 +250,11 @@ class _Build:
             "device_identity": self.device.identity,
             "source_sha256": self.model.sha256,
         }
+        self.int8: Int8Plan | None = None
+        if self.options.precision == "int8" or calibration is not None:
+            from .quantize._build import plan
+
+            self.int8 = plan(self, calibration)
 
     def run(self, cache: bool | str | os.PathLike[str]) -> tuple[Artifact, CacheStatus]:
         if cache is False:
@@ -226,7 +262,7 @@ class _Build:
             try:
                 # The engine's own cache must not land among the payload files.
                 with tempfile.TemporaryDirectory(prefix="unirun-engine-") as scratch:
-                    artifact = self._compile(staging, Path(scratch))
+                    artifact = self._compile(staging, Path(scratch), False)
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
@@ -238,18 +274,27 @@ class _Build:
                 **self.stamp,
                 "device": str(self.device.device),
                 "options": self.options.model_dump(mode="json"),
+                **({"int8": self.int8.key()} if self.int8 is not None else {}),
             }
         )
         engine_dir = store.engine_dir(self.name)
-        return store.get_or_build(key, lambda staging: self._compile(staging, engine_dir))
+        return store.get_or_build(key, lambda staging: self._compile(staging, engine_dir, cache))
 
-    def _compile(self, staging: Path, engine_dir: Path) -> Artifact:
+    def _compile(
+        self,
+        staging: Path,
+        engine_dir: Path,
+        cache: bool | str | os.PathLike[str] = False,
+        model: OnnxModel | None = None,
+    ) -> Artifact:
+        if self.int8 is not None and model is None:
+            return self.int8.build(self, staging, engine_dir, cache)
         target = Target(
             self.device.device, self.options, self.plugin_options, staging, engine_dir, self.stamp
         )
         started = time.perf_counter()
         try:
-            artifact = self.backend.compile(self.model, target)
+            artifact = self.backend.compile(model or self.model, target)
         except UnirunError:
             raise
         except Exception as exc:
@@ -458,9 +503,14 @@ def _fastest(
     optimization_level: int | None,
     cache: bool | str | os.PathLike[str],
     strict_precision: bool = False,
+    calibration: Any = None,
 ) -> Model:
     """Compile on every available backend that can use ``device``, time each, keep the fastest."""
     model = OnnxModel.from_source(source)
+    if calibration is not None:  # read an iterator once for every backend
+        from .quantize import Calibration
+
+        calibration = Calibration.of(calibration)
     key = (model.sha256, str(device), repr((precision, shapes, threads, optimization_level)))
     names = [_fastest_choice[key]] if key in _fastest_choice else _registry.candidate_names(device)
     timings: dict[str, float] = {}
@@ -468,7 +518,15 @@ def _fastest(
     for name in names:
         try:
             build = _Build(
-                model, name, device, precision, shapes, options, threads, optimization_level
+                model,
+                name,
+                device,
+                precision,
+                shapes,
+                options,
+                threads,
+                optimization_level,
+                calibration=calibration,
             )
             artifact, status = build.run(cache)
             _check_precision(artifact, strict_precision)

@@ -11,7 +11,7 @@ from .errors import OptionsError
 
 __all__ = ["CompileOptions", "Precision", "ShapeRange", "options_error"]
 
-Precision = Literal["fp32", "fp16", "bf16"]
+Precision = Literal["fp32", "fp16", "bf16", "int8"]
 
 
 class ShapeRange(BaseModel):

@@ -36,7 +36,7 @@ EXIT_ERROR = 1  # unirun refused or failed: bad model, unknown backend, bad inpu
 EXIT_USAGE = 2  # the command line itself is wrong (Click's own code)
 EXIT_CHECK_FAILED = 3  # a check ran and failed: `compare` over tolerance, `doctor` problems
 
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 _state: dict[str, bool] = {"debug": False}
 

@@ -104,7 +104,8 @@ def clear(
             removed += 1
     engines = root / "engines"
     # Staging directories (tmp/) and lock files stay: a build may be running in another process.
-    for extra in [engines / backend] if backend else [engines]:
+    # int8 range caches (calibration/) are shared by every backend: cleared with everything.
+    for extra in [engines / backend] if backend else [engines, root / "calibration"]:
         if extra.is_dir():
             freed += _size(extra)
             shutil.rmtree(extra, ignore_errors=True)

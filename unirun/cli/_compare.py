@@ -34,6 +34,7 @@ TOLERANCES: dict[str, tuple[float, float]] = {
     "fp32": (1e-4, 1e-5),
     "fp16": (1e-2, 1e-2),
     "bf16": (5e-2, 5e-2),
+    "int8": (5e-2, 5e-2),  # shown only: int8 passes or fails by the bound (unirun.quantize)
 }
 
 Array = np.ndarray[Any, Any]
@@ -150,6 +151,9 @@ def compare(
     inputs: list[str] = typer.Option(
         [], "--input", "-i", help="NAME=FILE.npy or FILE.npz; inputs not given are random."
     ),
+    calibration: Path | None = typer.Option(
+        None, "--calibration", file_okay=False, help="Directory of .npy/.npz samples (-p int8)."
+    ),
     samples: int = typer.Option(1, "--samples", min=1, help="Random input sets to try."),
     seed: int = typer.Option(0, "--seed", help="Seed of the first random input set."),
     rtol: float | None = typer.Option(
@@ -188,8 +192,9 @@ def compare(
                     device="auto" if is_base else device,
                     precision="fp32" if is_base else precision,
                     shapes=parsed_shapes,
+                    calibration=None if is_base else calibration,
                 )
-        reports = _run_all(models, base_name, given, samples, seed, rtol, atol)
+        reports = _run_all(models, base_name, given, samples, seed, rtol, atol, precision)
     finally:
         for m in models.values():
             m.close()
@@ -220,9 +225,13 @@ def _run_all(
     seed: int,
     rtol: float,
     atol: float,
+    precision: str = "fp32",
 ) -> list[dict[str, Any]]:
     base = models[base_name]
     merged: dict[tuple[str, str], dict[str, Any]] = {}
+    from ..quantize import Meters
+
+    meters = Meters()
     for sample in range(samples):
         feeds = dict(given)
         complete_feeds(base, feeds, seed + sample)
@@ -244,9 +253,13 @@ def _run_all(
                     }
                 else:
                     report = compare_arrays(got[out], expected, rtol, atol)
+                    meters.add(name, out, got[out], expected)
                 merged[key] = _merge(merged.get(key), report)
     return [
-        {"backend": name, "device": str(models[name].device), "output": out, **report}
+        meters.annotate(
+            {"backend": name, "device": str(models[name].device), "output": out, **report},
+            precision,
+        )
         for (name, out), report in merged.items()
     ]
 
@@ -268,12 +281,18 @@ def _print(
         f"baseline [bold]{base.backend}[/] on {base.device} (fp32) · {precision} tolerances: "
         f"rtol {rtol:g}, atol {atol:g} · {samples} input set{'s' if samples > 1 else ''}"
     )
+    from ..quantize import BOUND_TEXT, Meters
+
+    if precision == "int8":
+        console.print(BOUND_TEXT)
     table = Table(show_edge=False)
     table.add_column("backend", style="bold", no_wrap=True)
     table.add_column("output", no_wrap=True)
     table.add_column("max abs", justify="right")
     table.add_column("max rel", justify="right")
     table.add_column("out of tolerance", justify="right")
+    table.add_column("cosine", justify="right")
+    table.add_column("top-1", justify="right")
     table.add_column("result", no_wrap=True)
     for r in reports:
         verdict = "[green]pass[/]" if r["ok"] else "[red]FAIL[/]"
@@ -285,6 +304,7 @@ def _print(
             _fmt(r["max_abs"]),
             _fmt(r["max_rel"]),
             f"{r['mismatched']:,} / {r['total']:,}",
+            *Meters.cells(r),
             verdict,
         )
     console.print(table)

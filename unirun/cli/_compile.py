@@ -35,7 +35,10 @@ def compile_command(
         "auto", "--device", "-d", callback=check_device, help="cpu, cuda:0, gpu, npu, ane, auto…"
     ),
     precision: str = typer.Option(
-        "fp32", "--precision", "-p", callback=check_precision, help="fp32, fp16 or bf16."
+        "fp32", "--precision", "-p", callback=check_precision, help="fp32, fp16, bf16 or int8."
+    ),
+    calibration: Path | None = typer.Option(
+        None, "--calibration", file_okay=False, help="Directory of .npy/.npz samples (-p int8)."
     ),
     shapes: list[str] = typer.Option(
         [], "--shape", help="NAME=1x3x224x224 (fixed) or NAME=MIN:OPT:MAX, each like 1x3x224x224."
@@ -75,6 +78,7 @@ def compile_command(
             threads=threads,
             optimization_level=optimization_level,
             cache=not no_cache,
+            calibration=calibration,
         )
         saved = artifact.save(output, overwrite=force)
     seconds = time.perf_counter() - started
@@ -90,6 +94,7 @@ def compile_command(
                 "files": [f.path for f in m.files],
                 "bytes": size,
                 "seconds": round(seconds, 3),
+                "quantization": m.extra.get("quantization"),
             }
         )
         return
@@ -98,4 +103,8 @@ def compile_command(
         f"[bold]{escape(m.device)}[/] ({m.options.precision}) in {seconds:.2f} s → "
         f"{escape(str(saved))} ({len(m.files)} file(s), {human_bytes(size)})"
     )
+    from ..quantize import summary
+
+    if (line := summary(m)) is not None:
+        console.print(escape(line))
     console.print(f"run it: unirun run {escape(str(saved))}")

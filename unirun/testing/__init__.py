@@ -8,7 +8,10 @@ from .models import (
     matmul_symbolic,
     mlp,
     multi_io,
+    outlier_inputs,
+    outlier_mlp,
     passthrough,
+    resnet_like,
     transformer_block,
 )
 
@@ -18,6 +21,9 @@ __all__ = [
     "matmul_symbolic",
     "mlp",
     "multi_io",
+    "outlier_inputs",
+    "outlier_mlp",
     "passthrough",
+    "resnet_like",
     "transformer_block",
 ]

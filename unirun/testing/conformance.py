@@ -41,7 +41,15 @@ import pytest
 
 import unirun
 from unirun import _registry
-from unirun.backend import API_VERSION, Backend, Capabilities, DeviceInfo, Probe, ThreadSafety
+from unirun.backend import (
+    API_VERSION,
+    Backend,
+    Capabilities,
+    DeviceInfo,
+    Int8Form,
+    Probe,
+    ThreadSafety,
+)
 from unirun.device import Device
 from unirun.dtypes import DType
 from unirun.errors import (
@@ -155,7 +163,7 @@ _BAD_INPUTS = (
     "too_many_positional",
 )
 _TAMPERING = ("payload_bytes", "payload_missing", "manifest_garbage", "runtime_version")
-_PRECISIONS = ("fp32", "fp16", "bf16")
+_PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 #: Parameter values of the standard tests, by argument name ("device" comes from the class).
 _PARAMS: dict[str, Sequence[Any]] = {
@@ -383,6 +391,13 @@ class BackendConformance:
         assert isinstance(caps, Capabilities)
         assert caps.device_kinds and all(isinstance(k, str) for k in caps.device_kinds)
         assert set(caps.precisions) <= set(_PRECISIONS), caps.precisions
+        # int8 and its forms go together: the forms say how the core makes int8 models for it.
+        assert ("int8" in caps.precisions) == bool(caps.int8_forms), caps.int8_forms
+        assert set(caps.int8_forms) <= set(caps.device_kinds) | {"auto"}, caps.int8_forms
+        assert all(
+            forms and all(isinstance(f, Int8Form) for f in forms)
+            for forms in caps.int8_forms.values()
+        ), caps.int8_forms
         assert all(isinstance(d, DType) for d in caps.dtypes)
         assert caps.dynamic_shapes in ("free", "bounded", "static")
         assert isinstance(caps.thread_safety, ThreadSafety)
@@ -556,8 +571,14 @@ class BackendConformance:
 
         Troubleshooting: declare only precisions the engine really computes in; the tolerance
         for fp16/bf16 is loose (class attribute ``tolerance``) but outputs must keep the graph's
-        dtype (float32 in, float32 out), so cast back at the boundary.
+        dtype (float32 in, float32 out), so cast back at the boundary. int8 (from calibration
+        data, in the forms ``Capabilities.int8_forms`` lists) must stay within unirun's bound
+        (``unirun.quantize``: mean cosine ≥ 0.999, max|Δ|/max|ref| ≤ 0.05); compile the Q/DQ
+        graph the core hands over as it is, with float math for what is not quantized.
         """
+        if precision == "int8" and precision in engine.capabilities.precisions:
+            self._check_int8(engine)
+            return
         model = models.conv_net(size=8)
         feeds = feeds_for(model, _SIZES)
         shapes = self.shapes_for(engine, model, _SIZES)
@@ -570,6 +591,25 @@ class BackendConformance:
         with self.load(engine, model, precision=precision, shapes=shapes) as m:
             got = m(feeds)
         self.assert_close(got, self.golden(model, feeds), precision)
+
+    def _check_int8(self, engine: Engine) -> None:
+        pytest.importorskip("onnxruntime.quantization", reason="int8 calibration needs it")
+        from unirun.quantize import compare_outputs, within_bound
+
+        if engine.device.kind not in engine.capabilities.int8_forms:
+            pytest.skip(f"backend {engine.name!r} declares no int8 form for {engine.device}")
+        model = models.resnet_like(width=16, size=16, classes=10)
+        samples = [{"image": normal((2, 3, 16, 16), seed)} for seed in range(20)]
+        shapes = self.shapes_for(engine, model, _SIZES)
+        with self.load(engine, model, precision="int8", shapes=shapes, calibration=samples) as m:
+            record = m.artifact.manifest.extra["quantization"]
+            feeds = {"image": normal((2, 3, 16, 16), 99)}
+            got = m(feeds)
+        assert record["form"] in {
+            f.value for f in engine.capabilities.int8_forms[engine.device.kind]
+        }
+        summary = compare_outputs([got], [self.golden(model, feeds)])
+        assert within_bound(summary["logits"]), summary
 
     # -- dynamic shapes ------------------------------------------------------------------------
 

@@ -282,6 +282,126 @@ def transformer_block(
     return _model(graph)
 
 
+def resnet_like(
+    width: int = 32,
+    stages: tuple[int, ...] = (1, 1, 1),
+    size: int | str = 64,
+    classes: int = 100,
+    batch: int | str = "N",
+    seed: int = 4,
+) -> Any:
+    """A small ResNet: a stride-2 3x3 stem, then per stage ``stages[i]`` residual blocks of two
+    3x3 Convs (the first of a stage halves the size, and a 1x1 Conv matches the shortcut),
+    ReLU, Add; global average pool and a Gemm classifier. ``image`` float32 [batch, 3, size,
+    size] → ``logits`` [batch, classes]. He-initialised weights, so activations keep their
+    scale through the layers as in a trained network."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(seed)
+    inits: list[Any] = []
+    nodes: list[Any] = []
+
+    def conv(x: str, cin: int, cout: int, k: int, stride: int, name: str, relu: bool) -> str:
+        scale = np.sqrt(2.0 / (cin * k * k))
+        weight = rng.standard_normal((cout, cin, k, k)) * scale
+        inits.append(_init(f"{name}_w", weight.astype(np.float32)))
+        inits.append(_init(f"{name}_b", (rng.standard_normal(cout) * 0.05).astype(np.float32)))
+        pad = k // 2
+        nodes.append(
+            helper.make_node(
+                "Conv",
+                [x, f"{name}_w", f"{name}_b"],
+                [f"{name}_out"],
+                pads=[pad] * 4,
+                strides=[stride, stride],
+                name=name,
+            )
+        )
+        if not relu:
+            return f"{name}_out"
+        nodes.append(
+            helper.make_node("Relu", [f"{name}_out"], [f"{name}_relu"], name=f"{name}_relu")
+        )
+        return f"{name}_relu"
+
+    x, channels = conv("image", 3, width, 3, 2, "stem", True), width
+    for stage, blocks in enumerate(stages):
+        out = width * 2**stage
+        for block in range(blocks):
+            stride = 2 if stage and not block else 1
+            name = f"s{stage}b{block}"
+            h = conv(x, channels, out, 3, stride, f"{name}_conv1", True)
+            h = conv(h, out, out, 3, 1, f"{name}_conv2", False)
+            short = x
+            if stride != 1 or channels != out:
+                short = conv(x, channels, out, 1, stride, f"{name}_down", False)
+            nodes.append(helper.make_node("Add", [h, short], [f"{name}_sum"], name=f"{name}_add"))
+            nodes.append(helper.make_node("Relu", [f"{name}_sum"], [f"{name}_out"], name=name))
+            x, channels = f"{name}_out", out
+    fc = rng.standard_normal((classes, channels)) / np.sqrt(channels)
+    inits.append(_init("fc_w", fc.astype(np.float32)))
+    inits.append(_init("fc_b", np.zeros(classes, np.float32)))
+    nodes += [
+        helper.make_node("GlobalAveragePool", [x], ["pooled"], name="gap"),
+        helper.make_node("Flatten", ["pooled"], ["features"], axis=1, name="flatten"),
+        helper.make_node("Gemm", ["features", "fc_w", "fc_b"], ["logits"], transB=1, name="fc"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "resnet_like",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, classes])],
+        inits,
+    )
+    return _model(graph)
+
+
+def outlier_mlp(features: int = 64, hidden: int = 64, seed: int = 5) -> Any:
+    """A model int8 cannot represent: ``x`` float32 [batch, features] feeds a MatMul whose
+    output ignores feature 0 (its weight row is zero), while ``outlier_inputs`` puts that
+    feature at ±``outlier``. One per-tensor int8 scale for ``x`` then rounds every other
+    feature to zero (the outlier-channel problem of large language models), so activation
+    quantization is far off; int8 weights alone stay accurate. ``y`` [batch, hidden]."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(seed)
+    w1 = rng.standard_normal((features, hidden)) / np.sqrt(features)
+    w1[0] = 0.0
+    w2 = rng.standard_normal((hidden, hidden)) / np.sqrt(hidden)
+    inits = [
+        _init("w1", w1.astype(np.float32)),
+        _init("w2", w2.astype(np.float32)),
+        _init("b", (rng.standard_normal(hidden) * 0.1).astype(np.float32)),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h0"], name="mm1"),
+        helper.make_node("Add", ["h0", "b"], ["h1"], name="bias"),
+        helper.make_node("Relu", ["h1"], ["h2"], name="relu"),
+        helper.make_node("MatMul", ["h2", "w2"], ["y"], name="mm2"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "outlier_mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", features])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", hidden])],
+        inits,
+    )
+    return _model(graph)
+
+
+def outlier_inputs(
+    count: int, batch: int = 4, features: int = 64, outlier: float = 1000.0, seed: int = 6
+) -> list[dict[str, np.ndarray[Any, Any]]]:
+    """Feeds for :func:`outlier_mlp`: standard normal, feature 0 at ±``outlier``."""
+    rng = np.random.default_rng(seed)
+    feeds = []
+    for _ in range(count):
+        x = rng.standard_normal((batch, features)).astype(np.float32)
+        x[:, 0] = outlier * np.sign(x[:, 0] + 0.5)
+        feeds.append({"x": x})
+    return feeds
+
+
 def passthrough(dtype: Any, shape: tuple[int, ...] = (2, 3)) -> Any:
     """One input ``x`` of ``dtype`` (a :class:`unirun.DType` or its name) and two outputs that
     only move data: ``y`` = Identity(x) and ``flat`` = Reshape(x, [-1]). Every engine that can

@@ -120,9 +120,11 @@ def test_plugin_options_are_validated() -> None:
     assert art.manifest.options.backend_options["inter_op_threads"] == 2
 
 
-def test_precision_other_than_fp32_is_refused() -> None:
-    with pytest.raises(OptionsError, match="does not support precision 'fp16'; it supports fp32"):
-        unirun.compile(mlp(), precision="fp16")
+def test_precision_it_lacks_is_refused() -> None:
+    with pytest.raises(
+        OptionsError, match="does not support precision 'bf16'; it supports fp32, fp16, int8"
+    ):
+        unirun.compile(mlp(), precision="bf16")
 
 
 @pytest.mark.skipif(

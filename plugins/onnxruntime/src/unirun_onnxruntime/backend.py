@@ -15,6 +15,7 @@ from unirun.backend import (
     API_VERSION,
     Capabilities,
     DeviceInfo,
+    Int8Form,
     Probe,
     Target,
     ThreadSafety,
@@ -22,6 +23,8 @@ from unirun.backend import (
 from unirun.device import Device
 from unirun.dtypes import DType
 from unirun.errors import DeviceError, InferenceError, ModelClosedError
+from unirun.options import Precision
+from unirun.quantize import compute_precision, to_fp16
 from unirun.source import fix_input_shapes
 from unirun.tensor import Dim, TensorSpec
 
@@ -44,6 +47,13 @@ _LEVELS = ("ORT_DISABLE_ALL", "ORT_ENABLE_BASIC", "ORT_ENABLE_EXTENDED", "ORT_EN
 
 
 @functools.cache
+def _onnx() -> Any:
+    import onnx
+
+    return onnx
+
+
+@functools.cache
 def _ort() -> Any:
     import onnxruntime
 
@@ -58,7 +68,10 @@ class OnnxRuntimeBackend:
     options_model = OnnxRuntimeOptions
     capabilities = Capabilities(
         device_kinds=("cpu", "cuda", "gpu"),
-        precisions=("fp32",),
+        # fp16: the graph is converted (unirun.quantize.to_fp16); int8: the core hands over Q/DQ
+        # or dynamically quantized graphs, which the CPU provider fuses into int8 kernels.
+        precisions=("fp32", "fp16", "int8"),
+        int8_forms={"cpu": (Int8Form.STATIC, Int8Form.DYNAMIC)},
         dtypes=(
             DType.FLOAT32,
             DType.FLOAT16,
@@ -146,11 +159,20 @@ class OnnxRuntimeBackend:
         else:
             proto = fix_input_shapes(model.proto, target.options.shapes)
             source = model.data if proto is model.proto else proto.SerializeToString()
+        fp16 = target.options.precision == "fp16"
+        if fp16:
+            source = to_fp16(model, target.options.shapes, keep_io_types=not options.fp16_io)
         session = _session(ort, source, so, target.device, options, "compile")
         inputs = [_spec(arg) for arg in session.get_inputs()]
         outputs = [_spec(arg) for arg in session.get_outputs()]
         del session
-        return target.finish(inputs, outputs, {"providers": _providers(target.device, options)[0]})
+        extra: dict[str, Any] = {"providers": _providers(target.device, options)[0]}
+        computed: Precision | None = None
+        if fp16:  # ONNX Runtime wraps ops it has no fp16 kernel for in Casts to fp32: ask it
+            computed, extra["fp16_heavy_ops"] = compute_precision(
+                _onnx().load(so.optimized_model_filepath, load_external_data=False)
+            )
+        return target.finish(inputs, outputs, extra, precision=computed)
 
     # -- load ----------------------------------------------------------------------------------
 

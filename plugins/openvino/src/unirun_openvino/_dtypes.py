@@ -23,5 +23,6 @@ FROM_OV: dict[str, DType] = {
     "boolean": DType.BOOL,
 }
 
-#: unirun precision -> OpenVINO INFERENCE_PRECISION_HINT
-PRECISION_HINT: dict[str, str] = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
+#: unirun precision -> OpenVINO INFERENCE_PRECISION_HINT. int8 models arrive as Q/DQ graphs,
+#: which OpenVINO runs in int8 whatever the hint; the hint keeps the rest of the graph exact.
+PRECISION_HINT: dict[str, str] = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32"}

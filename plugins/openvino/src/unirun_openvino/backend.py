@@ -12,7 +12,15 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unirun.backend import API_VERSION, Capabilities, DeviceInfo, Probe, Target, ThreadSafety
+from unirun.backend import (
+    API_VERSION,
+    Capabilities,
+    DeviceInfo,
+    Int8Form,
+    Probe,
+    Target,
+    ThreadSafety,
+)
 from unirun.device import Device
 from unirun.errors import ArtifactError, CompileError, UnirunError, UnsupportedModelError
 from unirun.source import all_nodes
@@ -42,7 +50,13 @@ class OpenVINOBackend:
     options_model = OpenVINOOptions
     capabilities = Capabilities(
         device_kinds=("cpu", "gpu", "npu", "auto"),
-        precisions=("fp32", "fp16", "bf16"),
+        precisions=("fp32", "fp16", "bf16", "int8"),
+        # OpenVINO folds Q/DQ into its int8 primitives; weights-only (int8 weights, float math)
+        # is the fallback where the static form is not faster (transformers without VNNI).
+        int8_forms={
+            "cpu": (Int8Form.STATIC, Int8Form.WEIGHTS),
+            "auto": (Int8Form.STATIC, Int8Form.WEIGHTS),
+        },
         dtypes=tuple(FROM_OV.values()),
         dynamic_shapes="free",
         thread_safety=ThreadSafety.CONTEXTS,
@@ -108,6 +122,11 @@ class OpenVINOBackend:
                 raise map_error(exc, "reshape") from exc
         dynamic = any(port.get_partial_shape().is_dynamic for port in ov_model.inputs)
         props = properties(target.options, options, device, dynamic)
+        if device == "CPU" and target.options.precision == "int8" and _weights_only(model):
+            # The int8-weights form promises float activations; the CPU plugin would quantize
+            # them per call (dynamic quantization), which loses outlier channels and fails
+            # with oneDNN capped at AVX2. The user's own properties still win.
+            props.setdefault("DYNAMIC_QUANTIZATION_GROUP_SIZE", 0)
         cpu = _SNIPPETS_OFF if device == "AUTO" and snippets_off(options, dynamic) else ()
         engine = _engine.core(cpu)
         # The IR is the recompile source: exact weights (save_model compresses to fp16 by default).
@@ -207,6 +226,11 @@ class OpenVINOBackend:
 # Operators OpenVINO 2026.4 computes differently once a compiled model went through
 # export_model/import_model (the ONNX node tests test_rotary_embedding* fail only that way).
 _BLOB_UNSAFE_OPS = frozenset({"RotaryEmbedding"})
+
+
+def _weights_only(model: OnnxModel) -> bool:
+    ops = {node.op_type for node in model.proto.graph.node}
+    return "DequantizeLinear" in ops and not ops & {"QuantizeLinear", "DynamicQuantizeLinear"}
 
 
 def _engine_cache(
