@@ -11,13 +11,17 @@ from .models import (
     passthrough,
     transformer_block,
 )
+from .realistic import byte_classifier, pooled_cnn, streaming_vad
 
 __all__ = [
+    "byte_classifier",
     "conv_net",
     "embedding_model",
     "matmul_symbolic",
     "mlp",
     "multi_io",
     "passthrough",
+    "pooled_cnn",
+    "streaming_vad",
     "transformer_block",
 ]
