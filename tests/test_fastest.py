@@ -149,6 +149,15 @@ def test_a_sample_is_what_gets_timed_and_is_part_of_the_key(tmp_path: Path) -> N
         unirun.load(pooled_cnn(), backend="reference", sample={"x": x})
 
 
+@pytest.mark.usefixtures("registered")
+def test_declared_shapes_size_the_invented_sample(tmp_path: Path) -> None:
+    bounds = ((1, 3, 32, 32), (1, 3, 64, 48), (1, 3, 512, 512))
+    with unirun.load(
+        pooled_cnn(), backend="fastest", device="cpu", cache=tmp_path, shapes={"x": bounds}
+    ) as model:
+        assert _selection(model).inputs == "invented: x float32[1, 3, 64, 48] (random normal)"
+
+
 def test_shapes_naming_an_unknown_input_is_the_callers_error() -> None:
     with pytest.raises(OptionsError, match="shapes names input 'nope'"):
         unirun.load(pooled_cnn(), backend="fastest", shapes={"nope": (1, 3, 64, 64)})

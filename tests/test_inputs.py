@@ -141,3 +141,10 @@ def test_real_inputs_are_never_grown_and_errors_pass_through_unchanged() -> None
         with pytest.raises(InferenceError) as caught:
             run_first(model, p)
     assert "invented" not in str(caught.value) and p.attempt == 0
+
+
+def test_an_input_too_large_to_invent_is_refused_before_allocating() -> None:
+    spec = TensorSpec("x", DType.FLOAT32, ("n", 3, "h", "w"))
+    bounds = {"x": ShapeRange.fixed((1024, 3, 1024, 1024))}  # 12 GiB of float32
+    with pytest.raises(InputError, match=r"would take 12,884,901,888 bytes; give it \(--input x="):
+        InputPlan([spec], shapes=bounds).feeds()

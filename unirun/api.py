@@ -498,4 +498,4 @@ def _fastest(
         "strict_precision": strict_precision,
     }
     root = None if cache is False else CompileCache(None if cache is True else Path(cache)).root
-    return choose(model, device, settings, open_backend, root, sample)
+    return choose(model, device, settings, open_backend, root, sample, common.shapes)

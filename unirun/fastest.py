@@ -17,9 +17,10 @@ from . import _registry
 from ._choices import choice_key, read_choice, write_choice
 from ._timing import Timing, time_calls
 from .device import Device
-from .errors import BackendNotFoundError, BackendUnavailableError, UnirunError
+from .errors import BackendNotFoundError, BackendUnavailableError, OptionsError, UnirunError
 from .inputs import InputPlan, run_first
 from .model import Model
+from .options import ShapeRange
 from .source import OnnxModel
 from .tensor import as_array
 
@@ -82,17 +83,19 @@ def choose(
     open_backend: Opener,
     cache_root: Path | None,
     sample: Any = None,
+    shapes: Mapping[str, ShapeRange] | None = None,
 ) -> Model:
     """Load ``model`` on the quickest candidate for ``device``; ``open_backend(name)`` compiles
     and loads it with the caller's options, ``settings`` are those options as plain data (part
-    of the stored choice's key), ``sample`` the inputs to time (invented when None)."""
+    of the stored choice's key), ``sample`` the inputs to time (invented when None, sized by
+    the declared ``shapes`` first)."""
     names = list(_registry.candidate_names(device))
     if not names:
         raise BackendNotFoundError(
             f"backend='fastest' has no candidate: no available backend runs on device {device} "
             "(see `unirun backends`)"
         )
-    plan = InputPlan(model.inputs, graph=model.proto, given=_sample(model, sample))
+    plan = InputPlan(model.inputs, graph=model.proto, shapes=shapes, given=_sample(model, sample))
     versions = {i.name: (i.version, i.plugin_version) for i in _registry.backends()}
     key = choice_key(
         {
@@ -130,7 +133,7 @@ def _sample(model: OnnxModel, sample: Any) -> dict[str, Any] | None:
     specs = {s.name: s for s in model.inputs}
     if not isinstance(sample, Mapping):
         if len(specs) != 1:
-            raise UnirunError(
+            raise OptionsError(
                 f"sample= must map input names to arrays for a model with {len(specs)} inputs "
                 f"({', '.join(specs)})"
             )

@@ -57,6 +57,8 @@ SIZES: dict[Role, tuple[int, int]] = {
     "length": (256, 4),
 }
 RETRIES = 2
+#: The most memory one invented input may take (a --shape typo must not exhaust the machine).
+MAX_BYTES = 4 << 30
 
 _WORDS: dict[Role, re.Pattern[str]] = {
     "batch": re.compile(r"^(n|b|bs|num_images|.*batch.*)$"),
@@ -205,6 +207,13 @@ class InputPlan:
             self.invented = {}
             for spec in self._missing:
                 shape = tuple(d.size * d.factor**self.attempt for d in self._dims[spec.name])
+                size = int(np.prod(shape, dtype=object)) * max(spec.dtype.bits // 8, 1)
+                if size > MAX_BYTES:
+                    raise InputError(
+                        f"inventing input {spec.name!r} of shape {shape} would take {size:,} "
+                        f"bytes; give it (--input {spec.name}=FILE.npy) or a smaller shape",
+                        spec.name,
+                    )
                 feeds[spec.name], how = _values(spec, shape, self._hints.get(spec.name), rng)
                 self.invented[spec.name] = Invented(spec.name, spec.dtype, shape, how)
             self._feeds = feeds
