@@ -209,3 +209,19 @@ def test_a_second_process_reuses_the_choice(tmp_path: Path) -> None:
     (backend, reused, measured, inputs), again = (json.loads(r.stdout) for r in runs)
     assert not reused and inputs == "given: input, state, sr"
     assert again == [backend, True, measured, inputs]
+
+
+@pytest.mark.usefixtures("registered")
+def test_a_damaged_stored_choice_is_measured_again(tmp_path: Path) -> None:
+    with unirun.load(pooled_cnn(), backend="fastest", device="cpu", cache=tmp_path):
+        pass
+    (stored,) = (tmp_path / "choices").glob("*.json")
+    record = json.loads(stored.read_text())
+    record["candidates"][0]["seconds"] = "fast"
+    stored.write_text(json.dumps(record))
+    with unirun.load(pooled_cnn(), backend="fastest", device="cpu", cache=tmp_path) as model:
+        assert not _selection(model).reused
+    stored.write_text("{not json")
+    with unirun.load(pooled_cnn(), backend="fastest", device="cpu", cache=tmp_path) as model:
+        assert not _selection(model).reused
+    assert json.loads(stored.read_text())["backend"] == model.backend  # written again

@@ -156,10 +156,7 @@ def _reuse(
         return None
     name = str(record["backend"])
     try:
-        candidates = tuple(
-            Candidate(str(c["backend"]), c.get("seconds"), str(c.get("reason", "")))
-            for c in record.get("candidates", [])
-        )
+        candidates = tuple(_stored(c) for c in record.get("candidates", []))
         chosen = open_backend(name)
     except (UnirunError, KeyError, TypeError, AttributeError) as exc:
         log.warning(
@@ -178,6 +175,13 @@ def _reuse(
     log.info("fastest: %s, chosen earlier (%s)", name, "; ".join(map(str, candidates)))
     setattr(chosen, "selection", selection)  # noqa: B010
     return chosen
+
+
+def _stored(data: Any) -> Candidate:
+    seconds = data.get("seconds")
+    if seconds is not None and not isinstance(seconds, (int, float)):
+        raise TypeError(f"stored seconds {seconds!r} is not a number")
+    return Candidate(str(data["backend"]), seconds, str(data.get("reason", "")))
 
 
 def _measure(

@@ -6,9 +6,9 @@ How sizes and values are chosen (docs/cli.md has the user-facing table):
 
 - A dimension fixed by the model, or by declared ``shapes`` (their ``opt``), is used as is.
 - Every other dimension gets a size by its *role*, guessed from the dimension's name, the input's
-  name, its rank and the axis: ``batch`` 1, ``channels`` 3, ``spatial`` 224 (112 for volumes,
-  ``depth`` 16), ``audio`` 16000 samples, any other length 256. One symbolic name gets one
-  size in every input that uses it.
+  name, its rank and the axis: ``batch`` 1, ``channels`` 3, ``spatial`` 224, ``depth`` 16,
+  ``audio`` 16000 samples, any other length 256. One symbolic name gets one size in every
+  input that uses it.
 - Values: floats are standard normal (scalars uniform in 0.5..1.5); integers that index a
   constant table through ``Gather`` span the table; a scalar that the graph compares with
   constants (``Equal(sr, 16000)`` deciding an ``If``) takes one of those constants; masks are

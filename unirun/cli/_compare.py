@@ -213,9 +213,8 @@ def _run_all(
     atol: float | None,
     errors: dict[str, str],
 ) -> list[dict[str, Any]]:
-    """Compare every backend with the baseline on each input set, at the smallest invented
-    sizes both accept. Failures go to ``errors``."""
-    base = models[base_name]
+    """Compare every backend with the baseline on each input set. Failures go to ``errors``;
+    when the baseline fails, nothing is compared."""
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     for sample in range(samples):
         plan.reseed(seed + sample)
@@ -223,42 +222,61 @@ def _run_all(
         for name, m in models.items():
             if name == base_name or name in errors:
                 continue
-            first: tuple[UnirunError, str] | None = None
-            tried: list[str] = []
-            for attempt in range(plan.last_attempt + 1):
-                plan.set_attempt(attempt)
-                if attempt not in wants:
-                    try:
-                        wants[attempt] = base.infer(plan.feeds())
-                    except UnirunError as exc:
-                        wants[attempt] = exc
-                want = wants[attempt]
-                if isinstance(want, UnirunError):
-                    culprit, outcome = base_name, want
-                else:
-                    culprit, got = name, _try(m, plan.feeds())
-                    if not isinstance(got, UnirunError):
-                        for out, expected in want.items():
-                            report = _one(got, out, expected, m, base, rtol, atol)
-                            if attempt:
-                                report["inputs"] = plan.sizes()
-                            merged[(name, out)] = merge(merged.get((name, out)), report)
-                        break
-                    outcome = got
-                if first is None:
-                    first = (outcome, plan.story())
-                elif attempt:
-                    tried.append(plan.sizes())
-                retry = isinstance(outcome, InferenceError) and plan.invented
-                if not retry or attempt == plan.last_attempt:
-                    error = first[0]
-                    if isinstance(error, InferenceError) and plan.invented:
-                        error = rejected(error, culprit, first[1], tried, plan.fix())
-                    errors[culprit] = f"{error} ({type(error).__name__})"
-                    break
-            if base_name in errors:
-                return []
+            failed = _compare_one(
+                name, m, base_name, models[base_name], plan, wants, merged, rtol, atol
+            )
+            if failed is not None:
+                errors[failed[0]] = failed[1]
+                if failed[0] == base_name:
+                    return []
     return [{"backend": name, "output": out, **r} for (name, out), r in merged.items()]
+
+
+def _compare_one(
+    name: str,
+    model: Model,
+    base_name: str,
+    base: Model,
+    plan: InputPlan,
+    wants: dict[int, dict[str, Array] | UnirunError],
+    merged: dict[tuple[str, str], dict[str, Any]],
+    rtol: float | None,
+    atol: float | None,
+) -> tuple[str, str] | None:
+    """Compare ``model`` with the baseline at the smallest invented sizes both accept (the
+    baseline's outputs per size are kept in ``wants``). Returns the backend that failed and
+    its error, or None."""
+    firsts: dict[str, tuple[UnirunError, str]] = {}
+    tried: list[str] = []
+    for attempt in range(plan.last_attempt + 1):
+        plan.set_attempt(attempt)
+        if attempt not in wants:
+            wants[attempt] = _try(base, plan.feeds())
+        want = wants[attempt]
+        result: dict[str, Array] | UnirunError
+        if isinstance(want, UnirunError):
+            who, result = base_name, want
+        else:
+            who, result = name, _try(model, plan.feeds())
+            if not isinstance(result, UnirunError):
+                for out, expected in want.items():
+                    report = _one(result, out, expected, model, base, rtol, atol)
+                    if attempt:
+                        report["inputs"] = plan.sizes()
+                    merged[(name, out)] = merge(merged.get((name, out)), report)
+                return None
+        firsts.setdefault(who, (result, plan.story()))
+        if attempt:
+            tried.append(plan.sizes())
+        grow = isinstance(result, InferenceError) and bool(plan.invented)
+        if who == base_name and name in firsts:
+            who, grow = name, False  # the baseline ran the smaller inputs this one refused
+        if not grow or attempt == plan.last_attempt:
+            error, story = firsts[who]
+            if isinstance(error, InferenceError) and plan.invented:
+                error = rejected(error, who, story, tried, plan.fix())
+            return who, f"{error} ({type(error).__name__})"
+    return None
 
 
 def _try(model: Model, feeds: dict[str, Array]) -> dict[str, Array] | UnirunError:
