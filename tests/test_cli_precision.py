@@ -1,147 +1,102 @@
-"""``-p int8 --calibration DIR`` on ``unirun compile`` and ``unirun compare``, as a user runs
-them (a subprocess per command, ONNX Runtime for int8, the reference backend as the fp32
-baseline)."""
+"""Every CLI table states the precision the engine really computes in, with the request when the
+hardware changed it; compare picks tolerances from the real one; --strict-precision refuses.
+In-process, with a registered backend that reports computing fp32 when asked for fp16 (as
+OpenVINO does on a CPU without fp16 units)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import onnx
 import pytest
 
-from unirun.testing import outlier_inputs, outlier_mlp, resnet_like
+import unirun
+from unirun._reference import ReferenceBackend
+from unirun.cli import main
+from unirun.cli._agree import TOLERANCES
 
-from .test_cli import cli, ok, one_line_error
-
-pytest.importorskip("onnxruntime.quantization", reason="int8 needs onnxruntime's quantization")
-
-
-def _samples(directory: Path, feeds: list[dict[str, Any]]) -> Path:
-    directory.mkdir()
-    for i, feed in enumerate(feeds):
-        np.savez(directory / f"{i:03d}.npz", **feed)
-    return directory
+CNN = Path(__file__).resolve().parents[1] / "examples" / "models" / "tiny_cnn.onnx"
 
 
-@pytest.fixture
-def cnn(tmp_path: Path) -> tuple[Path, Path]:
-    model = tmp_path / "cnn.onnx"
-    onnx.save(resnet_like(width=16, size=16, classes=10), str(model))
-    rng = np.random.default_rng(0)
-    feeds = [{"image": rng.standard_normal((2, 3, 16, 16)).astype(np.float32)} for _ in range(16)]
-    return model, _samples(tmp_path / "calibration", feeds)
+class Substituting(ReferenceBackend):
+    name = "subst"
+    capabilities = dataclasses.replace(ReferenceBackend.capabilities, precisions=("fp32", "fp16"))
+
+    def compile(self, model: Any, target: Any) -> Any:
+        artifact = super().compile(model, target)
+        return target.finish(artifact.inputs, artifact.outputs, precision="fp32")
 
 
-@pytest.mark.slow
-def test_compile_int8_with_a_calibration_directory(cnn: tuple[Path, Path], tmp_path: Path) -> None:
-    model, data = cnn
-    out = json.loads(
-        ok(
-            "compile",
-            model,
-            "-b",
-            "onnxruntime",
-            "-p",
-            "int8",
-            "--calibration",
-            data,
-            "-o",
-            tmp_path / "q",
-            "--json",
-        )
-    )
-    assert out["precision"] == "int8"
-    record = out["quantization"]
-    assert record["form"] in ("qdq-static", "dynamic") and record["calibration_samples"] == 13
-    saved = json.loads((tmp_path / "q" / "manifest.json").read_text())
-    assert saved["extra"]["quantization"]["calibration_sha256"] == record["calibration_sha256"]
-    text = ok(
-        "compile",
-        model,
-        "-b",
-        "onnxruntime",
-        "-p",
-        "int8",
-        "--calibration",
-        data,
-        "-o",
-        tmp_path / "q2",
-    )
-    assert "int8 form " in text and "mean cosine" in text and "held-back samples" in text
+@pytest.fixture(autouse=True)
+def subst() -> Iterator[None]:
+    unirun.register_backend(Substituting())  # type: ignore[arg-type]
+    yield
+    unirun.unregister_backend("subst")
 
 
-@pytest.mark.slow
-def test_compile_int8_problems_are_one_line_errors(cnn: tuple[Path, Path], tmp_path: Path) -> None:
-    model, data = cnn
-    one_line_error(
-        cli("compile", model, "-b", "onnxruntime", "-p", "int8", "-o", tmp_path / "a"),
-        1,
-        "needs calibration= data",
-    )
-    np.savez(data / "000.npz", picture=np.zeros((2, 3, 16, 16), np.float32))
-    one_line_error(
-        cli(
-            "compile",
-            model,
-            "-b",
-            "onnxruntime",
-            "-p",
-            "int8",
-            "--calibration",
-            data,
-            "-o",
-            tmp_path / "b",
-        ),
-        1,
-        "calibration sample 000.npz: missing input 'image'",
-    )
+def run(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
-@pytest.mark.slow
-def test_compare_int8_against_fp32_reports_cosine_and_top1(cnn: tuple[Path, Path]) -> None:
-    model, data = cnn
-    out = json.loads(
-        ok(
-            "compare",
-            model,
-            "-b",
-            "onnxruntime,reference",
-            "-p",
-            "int8",
-            "--calibration",
-            data,
-            "--samples",
-            "3",
-            "--json",
-        )
-    )
-    (report,) = out["results"]
-    assert out["ok"] and out["baseline"] == "reference" and report["backend"] == "onnxruntime"
-    assert report["cosine"] > 0.999 and report["max_abs_over_max_ref"] < 0.05
-    assert 0.0 <= report["top1"] <= 1.0
-    text = ok("compare", model, "-b", "onnxruntime,reference", "-p", "int8", "--calibration", data)
-    assert "int8 bound: mean cosine ≥ 0.999" in text and "cosine" in text and "top-1" in text
+def test_compare_uses_the_tolerances_of_the_precision_really_computed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "compare", CNN, "-b", "subst,reference", "-p", "fp16", "--json")
+    (row,) = json.loads(out)["results"]
+    assert code == 0 and (row["precision"], row["requested_precision"]) == ("fp32", "fp16")
+    assert (row["rtol"], row["tolerance"]) == (TOLERANCES["fp32"][0], "fp32")
+    code, out, _ = run(capsys, "compare", CNN, "-b", "subst,reference", "-p", "fp16")
+    assert code == 0 and "subst (cpu, fp16 requested → fp32)" in out
 
 
-@pytest.mark.slow
-def test_compare_int8_fails_a_model_outside_the_bound(tmp_path: Path) -> None:
-    model = tmp_path / "outlier.onnx"
-    onnx.save(outlier_mlp(), str(model))
-    data = _samples(tmp_path / "calibration", outlier_inputs(16))
-    result = cli(
+def test_strict_precision_refuses_the_substitution_in_every_command(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, _ = run(
+        capsys,
         "compare",
-        model,
+        CNN,
         "-b",
-        "onnxruntime,reference",
+        "subst,reference",
         "-p",
-        "int8",
-        "--calibration",
-        data,
-        "-i",
-        data / "015.npz",
+        "fp16",
+        "--strict-precision",
+        "--json",
     )
-    assert result.returncode == 3, result.stdout + result.stderr
-    assert "FAIL" in result.stdout and "fails the int8 checks" in result.stderr
+    (row,) = json.loads(out)["results"]
+    assert code == 3 and "strict_precision=True refuses" in row["error"]
+    for command in (["run"], ["bench", "-n", "2"], ["compile", "-o", str(tmp_path / "a")]):
+        code, out, err = run(
+            capsys, *command, CNN, "-b", "subst", "-p", "fp16", "--strict-precision"
+        )
+        assert code == 1 and "computes in fp32" in out + err, (command, out, err)
+    assert not (tmp_path / "a").exists()
+
+
+def test_run_bench_and_compile_show_what_ran_and_what_was_asked(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, _ = run(capsys, "run", CNN, "-b", "subst", "-p", "fp16")
+    assert code == 0 and "subst on cpu · fp16 requested → fp32 ·" in out
+    code, out, _ = run(capsys, "run", CNN, "-b", "subst", "-p", "fp16", "--json")
+    assert (json.loads(out)["precision"], json.loads(out)["requested_precision"]) == (
+        "fp32",
+        "fp16",
+    )
+    code, out, _ = run(
+        capsys, "bench", CNN, "-b", "subst,reference", "-n", "2", "-p", "fp16", "--json"
+    )
+    subst, reference = json.loads(out)
+    assert code == 1 and (subst["precision"], subst["requested_precision"]) == ("fp32", "fp16")
+    assert "does not support precision 'fp16'" in reference["error"]  # its own row
+    code, out, _ = run(capsys, "compile", CNN, "-b", "subst", "-p", "fp16", "-o", tmp_path / "b")
+    assert code == 0 and "(fp16 requested → fp32)" in out
+    code, out, _ = run(
+        capsys, "compile", CNN, "-b", "subst", "-p", "fp16", "-o", tmp_path / "c", "--json"
+    )
+    assert json.loads(out)["precision"] == "fp32"

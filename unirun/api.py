@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import statistics
 import tempfile
 import threading
 import time
@@ -25,7 +24,6 @@ from .cache import CacheStatus, CompileCache, build_key
 from .device import Device
 from .errors import (
     ArtifactError,
-    BackendNotFoundError,
     CompileError,
     OptionsError,
     UnirunError,
@@ -33,7 +31,6 @@ from .errors import (
 from .model import Model
 from .options import CompileOptions, options_error
 from .source import OnnxModel, check_shapes
-from .tensor import random_feeds
 
 if TYPE_CHECKING:
     from .quantize._build import Int8Plan
@@ -58,6 +55,7 @@ def load(
     cache: bool | str | os.PathLike[str] = True,
     strict_precision: bool = False,
     calibration: Any = None,
+    sample: Any = None,
 ) -> Model:
     """Compile ``source`` for a backend and device (through the cache) and load it.
 
@@ -73,7 +71,15 @@ def load(
     directory of ``.npy``/``.npz`` files, or a :class:`unirun.quantize.Calibration`. The int8
     model is measured against fp32 on held-back samples; one outside the accuracy bound or
     slower than fp32 is reported the same way (see ``docs/precision.md``).
+
+    ``backend="fastest"`` compiles on every available backend that can use ``device``, runs
+    each on ``sample`` (a mapping name → array; invented when None, see :mod:`unirun.inputs`),
+    keeps the quickest and says why in ``model.selection`` (a :class:`unirun.fastest.Selection`).
+    A backend that fails to compile or run the sample is skipped (logged at WARNING). The choice
+    is stored in the cache directory, so a later process does not measure again.
     """
+    if sample is not None and backend.lower() != "fastest":
+        raise OptionsError("sample= is used only by backend='fastest' (to time the candidates)")
     artifact = _as_artifact(source)
     if artifact is not None:
         given = {
@@ -83,6 +89,7 @@ def load(
             "threads": threads is not None,
             "optimization_level": optimization_level is not None,
             "calibration": calibration is not None,
+            "sample": sample is not None,
         }
         if any(given.values()):
             raise OptionsError(
@@ -91,7 +98,7 @@ def load(
             )
         _check_precision(artifact, strict_precision)
         return _load_artifact(artifact, backend, Device.parse(device), cache)
-    if backend == "fastest":
+    if backend.lower() == "fastest":
         return _fastest(
             source,
             Device.parse(device),
@@ -103,6 +110,7 @@ def load(
             cache,
             strict_precision,
             calibration,
+            sample,
         )
     build = _Build(
         source,
@@ -336,7 +344,9 @@ def _options(
         try:
             plugin = model_cls.model_validate(dict(options or {}))
         except ValidationError as exc:
-            raise options_error(exc, f"options for backend {name!r}") from None
+            raise options_error(
+                exc, f"options for backend {name!r}", model_cls.model_fields
+            ) from None
     elif options:
         raise OptionsError(f"backend {name!r} takes no options; got {', '.join(options)}")
     try:
@@ -391,7 +401,7 @@ def _load_artifact(
     artifact: Artifact, backend: str, device: Device, cache: bool | str | os.PathLike[str]
 ) -> Model:
     manifest = artifact.manifest
-    if backend not in ("auto", manifest.backend):
+    if backend.lower() not in ("auto", manifest.backend.lower()):
         raise ArtifactError(
             f"the artifact was built for backend {manifest.backend!r}, not {backend!r}; "
             "compile the ONNX model for that backend instead",
@@ -488,9 +498,7 @@ def _open(
     )
 
 
-# -- backend="fastest" --------------------------------------------------------------------------
-
-_fastest_choice: dict[tuple[str, str, str], str] = {}
+# -- backend="fastest" -------------------------------------------------------------------------
 
 
 def _fastest(
@@ -502,70 +510,52 @@ def _fastest(
     threads: int | None,
     optimization_level: int | None,
     cache: bool | str | os.PathLike[str],
-    strict_precision: bool = False,
-    calibration: Any = None,
+    strict_precision: bool,
+    calibration: Any,
+    sample: Any,
 ) -> Model:
-    """Compile on every available backend that can use ``device``, time each, keep the fastest."""
+    from .fastest import choose
+
     model = OnnxModel.from_source(source)
     if calibration is not None:  # read an iterator once for every backend
         from .quantize import Calibration
 
         calibration = Calibration.of(calibration)
-    key = (model.sha256, str(device), repr((precision, shapes, threads, optimization_level)))
-    names = [_fastest_choice[key]] if key in _fastest_choice else _registry.candidate_names(device)
-    timings: dict[str, float] = {}
-    best: Model | None = None
-    for name in names:
-        try:
-            build = _Build(
-                model,
-                name,
-                device,
-                precision,
-                shapes,
-                options,
-                threads,
-                optimization_level,
-                calibration=calibration,
-            )
-            artifact, status = build.run(cache)
-            _check_precision(artifact, strict_precision)
-            candidate = _open(name, build.backend, build.device.device, artifact, status, cache)
-        except UnirunError as exc:
-            log.info("fastest: skipping %s: %s", name, exc)
-            continue
-        if len(names) == 1:
-            return candidate
-        feeds = random_feeds(candidate.inputs, candidate.options.shapes)
-        timings[name] = _median_latency(candidate, feeds)
-        if best is None or timings[name] < timings[best.backend]:
-            if best is not None:
-                best.close()
-            best = candidate
-        else:
-            candidate.close()
-    if best is None:
-        raise BackendNotFoundError(
-            f"no available backend could compile this model for device {device}"
+    try:  # what no backend can accept is the caller's error, not every candidate's
+        common = CompileOptions(
+            precision=precision,  # type: ignore[arg-type]
+            shapes=shapes or {},  # type: ignore[arg-type]
+            threads=threads,
+            optimization_level=optimization_level,
         )
-    log.info(
-        "fastest: %s",
-        ", ".join(
-            f"{n} {t * 1e3:.2f} ms" for n, t in sorted(timings.items(), key=lambda kv: kv[1])
-        ),
-    )
-    _fastest_choice[key] = best.backend
-    return best
+    except ValidationError as exc:
+        raise options_error(exc, "compile options") from None
+    check_shapes(model.inputs, common.shapes)
 
+    def open_backend(name: str) -> Model:
+        build = _Build(
+            model,
+            name,
+            device,
+            precision,
+            shapes,
+            options,
+            threads,
+            optimization_level,
+            calibration=calibration,
+        )
+        artifact, status = build.run(cache)
+        _check_precision(artifact, strict_precision)
+        return _open(name, build.backend, build.device.device, artifact, status, cache)
 
-def _median_latency(
-    model: Model, feeds: dict[str, np.ndarray[Any, Any]], budget: float = 1.0
-) -> float:
-    model.infer(feeds)  # warm-up: first runs allocate and tune
-    samples: list[float] = []
-    deadline = time.perf_counter() + budget
-    while len(samples) < 5 or (time.perf_counter() < deadline and len(samples) < 50):
-        start = time.perf_counter()
-        model.infer(feeds)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+    if isinstance(options, BaseModel):
+        plugin: Any = {type(options).__qualname__: options.model_dump(mode="json")}
+    else:
+        plugin = dict(options or {})
+    settings = {
+        **common.model_dump(mode="json"),
+        "backend_options": plugin,
+        "strict_precision": strict_precision,
+    }
+    root = None if cache is False else CompileCache(None if cache is True else Path(cache)).root
+    return choose(model, device, settings, open_backend, root, sample, common.shapes)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -139,9 +139,14 @@ class CompileOptions(BaseModel):
         return {name: _shape_range(shape) for name, shape in value.items()}
 
 
-def options_error(exc: ValidationError, what: str) -> OptionsError:
-    """A one-paragraph OptionsError from a pydantic ValidationError."""
+def options_error(
+    exc: ValidationError, what: str, valid: Iterable[str] | None = None
+) -> OptionsError:
+    """A one-paragraph OptionsError from a pydantic ValidationError; ``valid`` (the accepted
+    keys) is listed when an unknown key was given."""
     problems = "; ".join(
         f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
     )
+    if valid is not None and any(err["type"] == "extra_forbidden" for err in exc.errors()):
+        problems += f" (valid keys: {', '.join(sorted(valid)) or 'none'})"
     return OptionsError(f"invalid {what}: {problems}")

@@ -137,6 +137,8 @@ def random_feeds(
     """Random inputs of the right dtype and shape; symbolic dims take ``shapes``' opt size or 1.
 
     Integers are drawn from 0..9 so that index-like inputs (token ids, positions) stay valid.
+    Small and predictable, for tests; the commands invent representative inputs with
+    :class:`unirun.inputs.InputPlan` instead.
     """
     rng = np.random.default_rng(seed)
     feeds: dict[str, np.ndarray[Any, Any]] = {}

@@ -104,25 +104,6 @@ def split_names(value: str, param: str = "--backends") -> list[str]:
     return names
 
 
-def parse_shapes(values: Sequence[str]) -> dict[str, Any]:
-    """``name=1x3x224x224`` (fixed) or ``name=1x3x224x224:8x3x224x224:32x3x224x224``."""
-    shapes: dict[str, Any] = {}
-    for value in values:
-        name, sep, spec = value.partition("=")
-        parts = spec.split(":")
-        try:
-            dims = [tuple(int(d) for d in part.lower().split("x")) for part in parts]
-        except ValueError:
-            dims = []
-        if not sep or not name or len(dims) not in (1, 3):
-            raise typer.BadParameter(
-                f"{value!r}: write NAME=1x3x224x224 or NAME=MINxDIMS:OPTxDIMS:MAXxDIMS",
-                param_hint="--shape",
-            )
-        shapes[name] = dims[0] if len(dims) == 1 else tuple(dims)
-    return shapes
-
-
 def parse_options(values: Sequence[str]) -> dict[str, Any]:
     """``KEY=VALUE`` backend options; VALUE is read as JSON (``4``, ``true``, ``{"a": 1}``) and
     otherwise kept as a string."""
@@ -136,6 +117,14 @@ def parse_options(values: Sequence[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             options[key] = raw
     return options
+
+
+def precision_label(computed: str, requested: str) -> str:
+    """The precision the engine computes in, and the request when the hardware changed it."""
+    return computed if computed == requested else f"{requested} requested → {computed}"
+
+
+STRICT_HELP = "Fail (exit 1) instead of warning when the device cannot compute in --precision."
 
 
 def human_bytes(size: float) -> str:

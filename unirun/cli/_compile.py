@@ -11,6 +11,7 @@ from rich.markup import escape
 from ..api import compile as compile_model
 from ..artifact import MANIFEST_NAME
 from ._app import (
+    STRICT_HELP,
     app,
     check_device,
     check_precision,
@@ -18,10 +19,11 @@ from ._app import (
     fail,
     human_bytes,
     parse_options,
-    parse_shapes,
+    precision_label,
     spinner,
     write_json,
 )
+from ._inputs import parse_shapes
 
 
 @app.command("compile")
@@ -40,6 +42,7 @@ def compile_command(
     calibration: Path | None = typer.Option(
         None, "--calibration", file_okay=False, help="Directory of .npy/.npz samples (-p int8)."
     ),
+    strict_precision: bool = typer.Option(False, "--strict-precision", help=STRICT_HELP),
     shapes: list[str] = typer.Option(
         [], "--shape", help="NAME=1x3x224x224 (fixed) or NAME=MIN:OPT:MAX, each like 1x3x224x224."
     ),
@@ -79,18 +82,21 @@ def compile_command(
             optimization_level=optimization_level,
             cache=not no_cache,
             calibration=calibration,
+            strict_precision=strict_precision,
         )
         saved = artifact.save(output, overwrite=force)
     seconds = time.perf_counter() - started
     m = artifact.manifest
     size = sum(f.size for f in m.files)
+    computed = m.computed_precision or m.options.precision
     if as_json:
         write_json(
             {
                 "artifact": str(saved),
                 "backend": m.backend,
                 "device": m.device,
-                "precision": m.options.precision,
+                "precision": computed,
+                "requested_precision": m.options.precision,
                 "files": [f.path for f in m.files],
                 "bytes": size,
                 "seconds": round(seconds, 3),
@@ -100,7 +106,8 @@ def compile_command(
         return
     console.print(
         f"compiled [bold]{escape(model.name)}[/] with [bold]{escape(m.backend)}[/] for "
-        f"[bold]{escape(m.device)}[/] ({m.options.precision}) in {seconds:.2f} s → "
+        f"[bold]{escape(m.device)}[/] ({escape(precision_label(computed, m.options.precision))}) "
+        f"in {seconds:.2f} s → "
         f"{escape(str(saved))} ({len(m.files)} file(s), {human_bytes(size)})"
     )
     from ..quantize import summary

@@ -14,8 +14,10 @@ from .models import (
     resnet_like,
     transformer_block,
 )
+from .realistic import byte_classifier, pooled_cnn, streaming_vad
 
 __all__ = [
+    "byte_classifier",
     "conv_net",
     "embedding_model",
     "matmul_symbolic",
@@ -24,6 +26,8 @@ __all__ = [
     "outlier_inputs",
     "outlier_mlp",
     "passthrough",
+    "pooled_cnn",
     "resnet_like",
+    "streaming_vad",
     "transformer_block",
 ]
