@@ -117,7 +117,16 @@ def load_in_worker(
         cpus = assigned_cpus()
         threads = max(1, int(cpus)) if cpus is not None else None
     if isinstance(source, ShippedArtifact):
-        source = _unpack(source)
+        directory = _unpack(source)
+        try:
+            model = load_in_worker(
+                directory, device=device, backend=backend, threads=threads, **load_args
+            )
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        weakref.finalize(model, shutil.rmtree, directory, True)  # the files live as long
+        return model
     if isinstance(source, (str, os.PathLike)) and (Path(source) / MANIFEST_NAME).is_file():
         built = Artifact.open(source).manifest.options.threads
         if threads is not None and (built is None or built > threads):
@@ -142,7 +151,6 @@ def _unpack(shipped: ShippedArtifact) -> str:
             tar.extractall(target, filter="data")
         else:  # pragma: no cover - Python < 3.10.12
             tar.extractall(target)  # our own archive, from ship_artifact
-    weakref.finalize(shipped, shutil.rmtree, target, True)
     return target
 
 

@@ -241,7 +241,7 @@ class OIPHandler:
                     f"{spec.name!r}, expecting {expected}"
                 )
             _check_shape(spec, array.shape, model, served.name)
-            feeds[spec.name] = array
+            feeds[spec.name] = _strings(spec.name, array) if expected == "BYTES" else array
         return feeds
 
     def _wanted(self, served: ServedModel, request: DecodedRequest) -> list[tuple[str, bool]]:
@@ -349,6 +349,20 @@ def _check_shape(spec: TensorSpec, shape: tuple[int, ...], model: Model, model_n
             f"unexpected shape {list(shape)} for inference input {spec.name!r} of model "
             f"{model_name!r}, expecting {expected} (-1: any size)"
         )
+
+
+def _strings(name: str, array: Array) -> Array:
+    """ONNX strings are UTF-8 text: BYTES elements become ``str`` for the engine."""
+    out = np.empty(array.shape, dtype=object)
+    flat = out.reshape(-1)
+    for i, value in enumerate(array.reshape(-1)):
+        try:
+            flat[i] = value.decode() if isinstance(value, bytes) else str(value)
+        except UnicodeDecodeError:
+            raise ProtocolError(
+                f"input {name!r}: element {i} is not UTF-8 text, which ONNX strings must be"
+            ) from None
+    return out
 
 
 def _batchable(inputs: list[TensorSpec], outputs: list[TensorSpec]) -> bool:
