@@ -102,7 +102,7 @@ def server(request: pytest.FixtureRequest, repo: Path, tmp_path_factory: Any) ->
     ray = pytest.importorskip("ray", reason="the Ray Serve mode needs unirun[ray-serve]")
     from ray import serve
 
-    from unirun.integrations.ray_serve import deployment
+    from unirun.integrations.ray_serve import serve_replicas
 
     cache = str(tmp_path_factory.mktemp("replica-cache"))
     ray.init(
@@ -111,17 +111,34 @@ def server(request: pytest.FixtureRequest, repo: Path, tmp_path_factory: Any) ->
         log_to_driver=False,
         runtime_env={"env_vars": {"UNIRUN_CACHE_DIR": cache}},
     )
+    port, stop, ready = _free_port(), threading.Event(), threading.Event()
+    failed: list[BaseException] = []
+
+    def run() -> None:  # what `unirun serve --ray` runs, on a thread so the test can stop it
+        try:
+            serve_replicas(
+                repo,
+                port=port,
+                replicas=2,
+                num_cpus=0.5,
+                device="cpu",
+                batch_wait_timeout_s=0.02,
+                stop=stop,
+                on_ready=lambda url: ready.set(),
+                startup_timeout_s=240,
+            )
+        except BaseException as exc:
+            failed.append(exc)
+            ready.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
     try:
-        port = _free_port()
-        serve.start(
-            http_options={"host": "127.0.0.1", "port": port},
-            logging_config={"enable_access_log": False},
-        )
-        app = deployment(repo, replicas=2, num_cpus=0.5, device="cpu", batch_wait_timeout_s=0.02)
-        handle = serve.run(app, name="unirun", route_prefix="/")
-        yield Served("ray-serve", f"127.0.0.1:{port}", handle)
+        assert ready.wait(270) and not failed, failed
+        yield Served("ray-serve", f"127.0.0.1:{port}", serve.get_app_handle("unirun"))
     finally:
-        serve.shutdown()
+        stop.set()
+        thread.join(120)
         ray.shutdown()
 
 

@@ -141,10 +141,12 @@ def _serve_ray(model: Path, **kwargs: Any) -> None:
     from ..integrations.ray_serve import serve_replicas
 
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
 
     def ready(url: str) -> None:
+        # Installed only now: ray.init replaces the process's SIGTERM handler with its own,
+        # which would end the driver without shutting Serve down.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
         print(f"unirun serve: listening on {url} (Ray Serve)", flush=True)
 
     serve_replicas(model, stop=stop, on_ready=ready, **kwargs)
