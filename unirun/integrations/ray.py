@@ -33,7 +33,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from ..api import load
 from ..artifact import MANIFEST_NAME, Artifact
-from ..errors import DeviceError, InputError, OptionsError, UnirunError
+from ..errors import DeviceError, InferenceError, InputError, OptionsError, UnirunError
 from ..model import Model
 from ._batching import row_bounds, run_rows
 
@@ -127,6 +127,8 @@ def load_in_worker(
             raise
         weakref.finalize(model, shutil.rmtree, directory, True)  # the files live as long
         return model
+    if isinstance(source, Artifact):
+        source = source.directory
     if isinstance(source, (str, os.PathLike)) and (Path(source) / MANIFEST_NAME).is_file():
         built = Artifact.open(source).manifest.options.threads
         if threads is not None and (built is None or built > threads):
@@ -279,8 +281,8 @@ class Predictor:
                 run_rows(self.model, one, self.constants, self.bounds)
             except UnirunError as row_exc:
                 failed.append((index, row_exc))
-        if not failed or len(failed) == count:
-            return type(exc)(f"a batch of {count} rows failed: {exc}")
+        if not failed or (len(failed) == count > 1):
+            return _retyped(exc, f"a batch of {count} rows failed: {exc}")
         index, first = failed[0]
         shown = "; ".join(
             f"{k}: {v[index].dtype}{list(v[index].shape)} {np.array2string(v[index], threshold=6)}"
@@ -288,14 +290,25 @@ class Predictor:
         )
         more = f" ({len(failed) - 1} more rows of this batch fail too)" if len(failed) > 1 else ""
         message = f"{self._row(batch, index)} failed: {first}; its inputs were {shown}{more}"
-        return type(first)(message)
+        return _retyped(first, message)
 
     def _row(self, batch: Mapping[str, Array], index: int) -> str:
         count = len(next(iter(batch.values()))) if batch else 0
         where = f"row {index} of a {count}-row batch"
         if self.id_column is not None and self.id_column in batch:
-            where += f" ({self.id_column}={batch[self.id_column][index]!r})"
+            value = batch[self.id_column][index]
+            where += f" ({self.id_column}={getattr(value, 'item', lambda: value)()!r})"
         return where
+
+
+def _retyped(exc: Exception, message: str) -> Exception:
+    """The same unirun error type with a message that says where it happened."""
+    if isinstance(exc, InputError):
+        return InputError(message, exc.name)
+    try:
+        return type(exc)(message)
+    except TypeError:  # an error type whose constructor wants more
+        return InferenceError(message)
 
 
 def check_resources(actors: int, num_cpus: float, num_gpus: float) -> None:
