@@ -31,8 +31,10 @@ from unirun.integrations.ray import (  # noqa: E402
 pytestmark = [
     pytest.mark.ray,
     pytest.mark.timeout(300),
-    # Ray Data 2.60 warns about its own defaults when it creates a DataContext; not ours to fix.
+    # Ray Data 2.60 warns about its own defaults when it creates a DataContext, and Ray Serve
+    # still declares pydantic fields the v1 way; not ours to fix.
     pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context"),
+    pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20:ray"),
 ]
 
 ROWS = 3000
@@ -204,3 +206,20 @@ def test_a_pool_that_would_hang_is_refused(cluster: None, files: dict[str, Path]
         predict_dataset(ds, str(files["mlp.onnx"]), actors=2, num_cpus=1)
     with pytest.raises(unirun.DeviceError, match="need 1 GPUs, the Ray cluster has 0"):
         predict_dataset(ds, str(files["mlp.onnx"]), num_cpus=0.5, num_gpus=1)
+    from unirun.integrations import ray_serve  # serve.run would wait forever for these too
+
+    with pytest.raises(unirun.OptionsError, match="need 3 CPUs, the Ray cluster has 2"):
+        ray_serve.serve_replicas(files["mlp.onnx"], replicas=3, num_cpus=1, startup_timeout_s=5)
+    with pytest.raises(unirun.DeviceError, match="need 2 GPUs, the Ray cluster has 0"):
+        ray_serve.check_resources(2, 0.5, 1)
+
+
+def test_ray_serve_app_builder_for_serve_run(files: dict[str, Path]) -> None:
+    from ray.serve import Application
+
+    from unirun.integrations.ray_serve import app_builder
+
+    app = app_builder({"model": str(files["mlp.onnx"]), "replicas": "2", "num_cpus": "0.5"})
+    assert isinstance(app, Application)
+    with pytest.raises(unirun.OptionsError, match="give the model: model=PATH"):
+        app_builder({"replicas": "2"})

@@ -38,7 +38,7 @@ import numpy as np
 from ..errors import DeviceError, OptionsError
 from ..serve.handler import DEFAULT_MAX_BODY, OIPHandler, ServedModel, load_models
 from ._batching import stack_requests
-from .ray import assigned_cpus, cluster_resources, resolve_device
+from .ray import assigned_cpus, resolve_device
 
 __all__ = [
     "UnirunDeployment",
@@ -52,6 +52,7 @@ log = logging.getLogger("unirun.ray_serve")
 
 Array = np.ndarray[Any, Any]
 Item = tuple[ServedModel, dict[str, Array]]
+available_resources: Callable[[], dict[str, float]] = ray.available_resources
 Result = dict[str, Array] | Exception
 _Batch = Callable[[Any, list[Item]], Awaitable[list[Result]]]
 #: ``serve.batch`` as typed as it behaves: a method over a list becomes one over an item.
@@ -189,19 +190,20 @@ def app_builder(args: dict[str, str]) -> Any:
 
 
 def check_resources(replicas: int, num_cpus: float, num_gpus: float) -> None:
-    """Refuse replicas the cluster cannot place: ``serve.run`` would wait for them forever."""
-    resources = cluster_resources()
+    """Refuse replicas the cluster cannot place now: ``serve.run`` would wait for them
+    forever (``ray.available_resources``, so CPUs other jobs hold do not count)."""
+    resources = available_resources()
     cpus, gpus = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
     if replicas * num_cpus > cpus:
         raise OptionsError(
             f"{replicas} replica(s) × {num_cpus} CPU need {replicas * num_cpus:g} CPUs, the Ray "
-            f"cluster has {cpus:g}; Ray Serve would wait for them forever. Use fewer replicas "
-            "or a fraction of a CPU each"
+            f"cluster has {cpus:g} free; Ray Serve would wait for them forever. Use fewer "
+            "replicas or a fraction of a CPU each"
         )
     if num_gpus and replicas * num_gpus > gpus:
         raise DeviceError(
             f"{replicas} replica(s) × {num_gpus} GPU need {replicas * num_gpus:g} GPUs, the Ray "
-            f"cluster has {gpus:g}; Ray Serve would wait for them forever"
+            f"cluster has {gpus:g} free; Ray Serve would wait for them forever"
         )
 
 
@@ -221,10 +223,11 @@ def serve_replicas(
 ) -> None:
     """Run :func:`deployment` on Ray Serve until ``stop`` is set (``unirun serve --ray``).
 
-    Connects to the cluster at ``address`` or starts a local one (shut down again at the end);
+    Connects to the cluster at ``address`` (and deletes only its ``unirun`` application at
+    the end) or starts a local one (shut down again at the end);
     checks that the replicas fit before deploying, and gives up after ``startup_timeout_s``
     instead of waiting forever for resources."""
-    started = not ray.is_initialized()
+    started, deployed = not ray.is_initialized(), False
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
@@ -246,6 +249,7 @@ def serve_replicas(
 
         worker = threading.Thread(target=deploy, daemon=True)
         worker.start()
+        deployed = True
         worker.join(startup_timeout_s)
         if worker.is_alive():
             raise OptionsError(
@@ -259,7 +263,10 @@ def serve_replicas(
         while stop is None or not stop.is_set():
             time.sleep(0.2)
     finally:
-        shutdown: Callable[[], None] = serve.shutdown
-        shutdown()
-        if started:
+        if started:  # our own local cluster: take all of it down
+            shutdown: Callable[[], None] = serve.shutdown
+            shutdown()
             ray.shutdown()
+        elif deployed:  # someone else's cluster: remove only our application
+            delete: Callable[[str], None] = serve.delete
+            delete("unirun")
