@@ -443,3 +443,15 @@ def test_binary_layout_and_its_errors() -> None:
     length = int(headers["inference-header-content-length"])
     assert json.loads(body[:length])["outputs"][0]["parameters"] == {"binary_data_size": 24}
     assert body[length:] == x.astype("<i4").tobytes()
+
+
+def test_neither_unirun_nor_its_help_imports_ray_or_a_web_framework() -> None:
+    code = (
+        "import sys, contextlib, io, unirun, unirun.serve, unirun.integrations, unirun.cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    unirun.cli.main(['serve', '--help'])\n"
+        "print(sorted(m for m in ('ray', 'starlette', 'uvicorn', 'fastapi', 'tritonclient')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
