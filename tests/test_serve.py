@@ -331,8 +331,8 @@ def test_compressed_requests_and_responses(client: Any, direct: dict[str, unirun
 # -- one process only ------------------------------------------------------------------------------
 
 
-def test_request_size_limit_gives_413(direct: dict[str, unirun.Model]) -> None:
-    handler = OIPHandler({"mlp": direct["mlp_ort"]}, max_body_bytes=2048)
+def test_request_size_limit_gives_413(repo: Path) -> None:
+    handler = OIPHandler({"mlp": unirun.load(repo / "mlp_ort.unirun")}, max_body_bytes=2048)
     with BackgroundServer(handler) as bg:
         small = {"inputs": [{"name": "x", "shape": [1, 16], "datatype": "FP32", "data": [0] * 16}]}
         status, _, _ = _raw(bg.address, "/v2/models/mlp/infer", json.dumps(small).encode())

@@ -66,6 +66,9 @@ class BackgroundServer:
 
     with BackgroundServer(OIPHandler.from_path("model.onnx")) as server:
         client = tritonclient.http.InferenceServerClient(server.address)
+
+    ``port=0`` picks a free port (see :attr:`address`). Stopping the server closes the
+    handler's models, as the command line does on shutdown.
     """
 
     def __init__(
