@@ -11,7 +11,8 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from ._app import app, check_device, check_precision, err_console, fail, parse_shapes
+from ._app import app, check_device, check_precision, err_console, fail
+from ._inputs import parse_shapes
 
 _EXTRA = {"local": "serve", "ray": "ray-serve"}
 
