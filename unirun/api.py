@@ -54,6 +54,8 @@ def load(
     optimization_level: int | None = None,
     cache: bool | str | os.PathLike[str] = True,
     strict_precision: bool = False,
+    base_dir: str | os.PathLike[str] | None = None,
+    expect_sha256: str | None = None,
 ) -> Model:
     """Compile ``source`` for a backend and device (through the cache) and load it.
 
@@ -64,10 +66,16 @@ def load(
     When the engine cannot compute in the requested ``precision`` on this device (fp16 on a CPU
     without fp16 units), the model runs in what the engine really uses, ``model.precision`` says
     so and a WARNING is logged; with ``strict_precision=True`` that raises ``OptionsError``.
+
+    ``base_dir`` is the folder of the external data files that a model given as bytes or an
+    ``onnx.ModelProto`` refers to (a model file's are always read from its own folder).
+    ``expect_sha256`` loads a saved artifact only if its :attr:`Artifact.sha256` (printed by
+    ``unirun compile``) is this one: artifacts are code-like, pin those that come from elsewhere.
     """
-    artifact = _as_artifact(source)
+    artifact = _as_artifact(source, expect_sha256)
     if artifact is not None:
         given = {
+            "base_dir": base_dir is not None,
             "precision": precision != "fp32",
             "shapes": bool(shapes),
             "options": bool(options),
@@ -81,6 +89,10 @@ def load(
             )
         _check_precision(artifact, strict_precision)
         return _load_artifact(artifact, backend, Device.parse(device), cache)
+    if expect_sha256 is not None:
+        raise OptionsError(
+            "expect_sha256 checks a saved artifact (a directory); this source is an ONNX model"
+        )
     if backend == "fastest":
         return _fastest(
             source,
@@ -92,8 +104,11 @@ def load(
             optimization_level,
             cache,
             strict_precision,
+            base_dir,
         )
-    build = _Build(source, backend, device, precision, shapes, options, threads, optimization_level)
+    build = _Build(
+        source, backend, device, precision, shapes, options, threads, optimization_level, base_dir
+    )
     artifact, status = build.run(cache)
     _check_precision(artifact, strict_precision)
     return _open(build.name, build.backend, build.device.device, artifact, status, cache)
@@ -111,6 +126,7 @@ def compile(
     optimization_level: int | None = None,
     cache: bool | str | os.PathLike[str] = True,
     strict_precision: bool = False,
+    base_dir: str | os.PathLike[str] | None = None,
 ) -> Artifact:
     """Compile ``source`` into an :class:`Artifact` (call ``.save(path)`` to keep a copy).
 
@@ -125,6 +141,7 @@ def compile(
         options,
         threads,
         optimization_level,
+        base_dir,
         for_compile=True,
     )
     artifact = build.run(cache)[0]
@@ -198,10 +215,11 @@ class _Build:
         options: Mapping[str, Any] | BaseModel | None,
         threads: int | None,
         optimization_level: int | None,
+        base_dir: str | os.PathLike[str] | None = None,
         *,
         for_compile: bool = False,
     ) -> None:
-        self.model = OnnxModel.from_source(source)
+        self.model = OnnxModel.from_source(source, base_dir=base_dir)
         self.name, self.backend, self.device = _registry.select(
             backend, Device.parse(device), for_compile=for_compile
         )
@@ -232,16 +250,16 @@ class _Build:
                 raise
             weakref.finalize(artifact, shutil.rmtree, staging, True)
             return artifact, "off"
-        store = CompileCache(None if cache is True else Path(cache))
-        key = build_key(
-            {
-                **self.stamp,
-                "device": str(self.device.device),
-                "options": self.options.model_dump(mode="json"),
-            }
-        )
+        store = CompileCache.from_option(cache)
+        fields = {
+            **self.stamp,
+            "device": str(self.device.device),
+            "options": self.options.model_dump(mode="json"),
+        }
         engine_dir = store.engine_dir(self.name)
-        return store.get_or_build(key, lambda staging: self._compile(staging, engine_dir))
+        return store.get_or_build(
+            build_key(fields), lambda staging: self._compile(staging, engine_dir), fields=fields
+        )
 
     def _compile(self, staging: Path, engine_dir: Path) -> Artifact:
         target = Target(
@@ -333,12 +351,14 @@ def _check_dynamic(name: str, backend: Backend, model: OnnxModel, options: Compi
 # -- load --------------------------------------------------------------------------------------
 
 
-def _as_artifact(source: Source) -> Artifact | None:
+def _as_artifact(source: Source, expect_sha256: str | None = None) -> Artifact | None:
     if isinstance(source, Artifact):
+        if expect_sha256 is not None:
+            source.check_sha256(expect_sha256)
         source.verify()
         return source
     if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
-        return Artifact.open(source)
+        return Artifact.open(source, expect_sha256=expect_sha256)
     return None
 
 
@@ -423,7 +443,7 @@ def _open(
 ) -> Model:
     engine_dir = None
     if cache is not False:
-        engine_dir = CompileCache(None if cache is True else Path(cache)).engine_dir(name)
+        engine_dir = CompileCache.from_option(cache).engine_dir(name)
     try:
         executable = backend.load(artifact, device, cache_dir=engine_dir)
     except UnirunError:
@@ -458,9 +478,10 @@ def _fastest(
     optimization_level: int | None,
     cache: bool | str | os.PathLike[str],
     strict_precision: bool = False,
+    base_dir: str | os.PathLike[str] | None = None,
 ) -> Model:
     """Compile on every available backend that can use ``device``, time each, keep the fastest."""
-    model = OnnxModel.from_source(source)
+    model = OnnxModel.from_source(source, base_dir=base_dir)
     key = (model.sha256, str(device), repr((precision, shapes, threads, optimization_level)))
     names = [_fastest_choice[key]] if key in _fastest_choice else _registry.candidate_names(device)
     timings: dict[str, float] = {}

@@ -9,7 +9,8 @@ import typer
 from rich.markup import escape
 
 from ..api import compile as compile_model
-from ..artifact import MANIFEST_NAME
+from ..artifact import check_destination
+from ..errors import ArtifactError
 from ._app import (
     app,
     check_device,
@@ -48,6 +49,9 @@ def compile_command(
         [], "--option", "-O", help="Backend option KEY=VALUE (VALUE read as JSON if it parses)."
     ),
     force: bool = typer.Option(False, "--force", "-f", help="Replace an existing artifact."),
+    parents: bool = typer.Option(
+        False, "--parents", help="Create OUTPUT's missing parent folders too."
+    ),
     no_cache: bool = typer.Option(
         False, "--no-cache", help="Build afresh instead of through the compile cache."
     ),
@@ -58,9 +62,10 @@ def compile_command(
     Load it later with `unirun run OUTPUT` or `unirun.load("OUTPUT")`: backend, device and
     options then come from its manifest.
     """
-    if output.exists() and not force:
-        kind = "an artifact" if (output / MANIFEST_NAME).is_file() else "something"
-        raise fail(f"{output} already holds {kind}; pass --force to replace an artifact")
+    try:
+        check_destination(output, overwrite=force, parents=parents)
+    except ArtifactError as exc:
+        raise fail(str(exc)) from None
     parsed_shapes = parse_shapes(shapes)
     parsed_options = parse_options(options)
     started = time.perf_counter()
@@ -76,7 +81,7 @@ def compile_command(
             optimization_level=optimization_level,
             cache=not no_cache,
         )
-        saved = artifact.save(output, overwrite=force)
+        saved = artifact.save(output, overwrite=force, parents=parents)
     seconds = time.perf_counter() - started
     m = artifact.manifest
     size = sum(f.size for f in m.files)
@@ -89,6 +94,7 @@ def compile_command(
                 "precision": m.options.precision,
                 "files": [f.path for f in m.files],
                 "bytes": size,
+                "sha256": artifact.sha256,
                 "seconds": round(seconds, 3),
             }
         )
@@ -98,4 +104,5 @@ def compile_command(
         f"[bold]{escape(m.device)}[/] ({m.options.precision}) in {seconds:.2f} s → "
         f"{escape(str(saved))} ({len(m.files)} file(s), {human_bytes(size)})"
     )
+    console.print(f"sha256 {artifact.sha256} (pin it: unirun.load(path, expect_sha256=...))")
     console.print(f"run it: unirun run {escape(str(saved))}")

@@ -9,6 +9,7 @@ from .models import (
     mlp,
     multi_io,
     passthrough,
+    scaled_by_weights,
     transformer_block,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "mlp",
     "multi_io",
     "passthrough",
+    "scaled_by_weights",
     "transformer_block",
 ]

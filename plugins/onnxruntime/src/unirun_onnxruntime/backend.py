@@ -139,12 +139,15 @@ class OnnxRuntimeBackend:
                 "session.optimized_model_external_initializers_min_size_in_bytes", "1024"
             )
         source: bytes | str
-        if model.has_external_data and model.path is not None:
+        # Inline weights where they fit: ONNX Runtime 1.32 looks for the external data of a
+        # Constant inside a subgraph in the current directory, even when given the model's path.
+        readable = model.for_engine(inline="if_fits")
+        if isinstance(readable, Path):
             # External weights resolve relative to the file, so hand ONNX Runtime the path; the
             # fixed shapes are then only enforced by unirun's feed checks, not baked in.
-            source = str(model.path)
+            source = str(readable)
         else:
-            proto = fix_input_shapes(model.proto, target.options.shapes)
+            proto = fix_input_shapes(readable, target.options.shapes)
             source = model.data if proto is model.proto else proto.SerializeToString()
         session = _session(ort, source, so, target.device, options, "compile")
         inputs = [_spec(arg) for arg in session.get_inputs()]
