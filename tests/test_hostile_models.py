@@ -16,47 +16,15 @@ from onnx import TensorProto, helper, numpy_helper
 import unirun
 from unirun import InvalidModelError, OptionsError
 from unirun.source import OnnxModel, external_tensors
-from unirun.testing import scaled_by_weights
+from unirun.testing import rewrite_external_ones, scaled_by_weights
+from unirun.testing import save_external as save
 
 PLACES = ["initializer", "constant", "if_branch", "function"]
 X = np.arange(4, dtype=np.float32)
 
 
-def save_external(model: Any, folder: Path, location: str = "w.bin") -> Path:
-    """``model`` saved as ``folder/m.onnx`` with every tensor, attributes too, in ``location``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "m.onnx"
-    cwd = os.getcwd()
-    os.chdir(folder)  # onnx.save looks for an existing `location` in the current directory
-    try:
-        onnx.save(
-            model,
-            str(path),
-            save_as_external_data=True,
-            all_tensors_to_one_file=True,
-            location=location,
-            size_threshold=0,
-            convert_attribute=True,
-        )
-    finally:
-        os.chdir(cwd)
-    return path
-
-
-def rewrite_ones(path: Path, value: float) -> None:
-    """Overwrite, in the external file, every float tensor of all ones with ``value``."""
-    proto = onnx.load(str(path), load_external_data=False)
-    for tensor, _ in external_tensors(proto):
-        if tensor.data_type != TensorProto.FLOAT:
-            continue
-        info = {e.key: e.value for e in tensor.external_data}
-        file = path.parent / info["location"]
-        offset, length = int(info.get("offset", 0)), int(info["length"])
-        data = bytearray(file.read_bytes())
-        old = np.frombuffer(bytes(data[offset : offset + length]), np.float32)
-        if np.all(old == 1):
-            data[offset : offset + length] = np.full(old.shape, value, np.float32).tobytes()
-            file.write_bytes(bytes(data))
+def save_external(model: Any, folder: Path) -> Path:
+    return save(model, folder / "m.onnx")
 
 
 def _sparse_model() -> Any:
@@ -108,7 +76,7 @@ def test_every_external_tensor_is_hashed(place: str, tmp_path: Path) -> None:
     if place == "sparse_initializer":
         (path.parent / "w.bin").write_bytes(np.full(2, 5, np.float32).tobytes())
     else:
-        rewrite_ones(path, 5.0)
+        rewrite_external_ones(path, 5.0)
     assert OnnxModel.from_source(path).sha256 != first.sha256
 
 
@@ -121,7 +89,7 @@ def test_rewritten_weights_are_never_served_stale(
     statuses = []
     for value in (1.0, 5.0):
         if value != 1.0:
-            rewrite_ones(path, value)
+            rewrite_external_ones(path, value)
         for _ in range(2):
             with unirun.load(path, backend="reference") as model:
                 np.testing.assert_array_equal(model(X)["y"], X * value)
@@ -191,7 +159,7 @@ def test_bytes_and_protos_need_base_dir(tmp_path: Path, elsewhere: Path) -> None
         with unirun.load(source, backend="reference", base_dir=path.parent) as model:
             np.testing.assert_array_equal(model(X)["y"], X)
     before = OnnxModel.from_source(data, base_dir=path.parent).sha256
-    rewrite_ones(path, 5.0)
+    rewrite_external_ones(path, 5.0)
     assert OnnxModel.from_source(data, base_dir=path.parent).sha256 != before
     with unirun.load(data, backend="reference", base_dir=str(path.parent)) as model:
         np.testing.assert_array_equal(model(X)["y"], X * 5)

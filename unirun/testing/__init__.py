@@ -9,6 +9,8 @@ from .models import (
     mlp,
     multi_io,
     passthrough,
+    rewrite_external_ones,
+    save_external,
     scaled_by_weights,
     transformer_block,
 )
@@ -20,6 +22,8 @@ __all__ = [
     "mlp",
     "multi_io",
     "passthrough",
+    "rewrite_external_ones",
+    "save_external",
     "scaled_by_weights",
     "transformer_block",
 ]
