@@ -255,3 +255,74 @@ def test_a_build_that_could_never_load_is_not_kept(cnn_path: Path, cache_dir: Pa
     finally:
         unirun.unregister_backend("leaky")
     assert not list(cache_dir.glob("artifacts/*")) and not list(cache_dir.glob("tmp/*"))
+
+
+# -- held already: a compile killed at any point leaves nothing that breaks the next load --------
+
+_STAGED = """
+import os, sys, time
+import unirun
+from unirun._reference import ReferenceBackend
+import unirun.cache
+
+STOP = sys.argv[1] if len(sys.argv) > 1 else ""
+
+def stage(name):
+    if name == STOP:
+        print(name, flush=True)
+        time.sleep(60)  # the parent SIGKILLs us here
+
+class Staged(ReferenceBackend):
+    name = "staged"
+    def compile(self, model, target):
+        stage("compile-start")
+        artifact = super().compile(model, target)  # writes model.onnx, then the manifest
+        stage("payload-written")
+        return artifact
+
+_replace = os.replace
+def replace(src, dst):
+    stage("before-rename")
+    _replace(src, dst)
+    stage("after-rename")
+unirun.cache.os.replace = replace
+unirun.register_backend(Staged())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "point", ["compile-start", "payload-written", "before-rename", "after-rename"]
+)
+def test_a_compile_killed_at_any_point_breaks_no_later_load(
+    point: str, cnn_path: Path, tmp_path: Path
+) -> None:
+    script = tmp_path / "staged.py"
+    script.write_text(
+        _STAGED + f"unirun.load({str(cnn_path)!r}, backend='staged')\nprint('done', flush=True)\n"
+    )
+    victim = subprocess.Popen(
+        [sys.executable, str(script), point], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert victim.stdout is not None and victim.stdout.readline().strip() == point
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate()
+    survivor = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _STAGED
+            + f"""
+m = unirun.load({str(cnn_path)!r}, backend='staged')
+print(m.cache_status)
+""",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert survivor.returncode == 0, survivor.stderr
+    assert survivor.stdout.strip() == ("hit" if point == "after-rename" else "miss")
