@@ -131,7 +131,7 @@ def compile(
     """Compile ``source`` into an :class:`Artifact` (call ``.save(path)`` to keep a copy).
 
     Works for backends that can compile here without running (Core ML on Linux). Precision
-    substitution is reported as for :func:`load`."""
+    substitution and ``base_dir`` work as for :func:`load`."""
     build = _Build(
         source,
         backend,

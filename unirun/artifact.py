@@ -10,21 +10,27 @@ artifacts you deploy with ``unirun.load(path, expect_sha256=...)``.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
-import itertools
 import json
 import os
 import posixpath
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import _fs
+from ._layout import (
+    MANIFEST_NAME,
+    check_destination,
+    install,
+    read_manifest,
+    valid_payload_path,
+    why,
+)
 from ._version import __version__
 from .device import Device
 from .errors import ArtifactError, CompileError
@@ -44,12 +50,9 @@ __all__ = [
     "manifest_digest",
 ]
 
-MANIFEST_NAME = "manifest.json"
 #: Bumped when the manifest changes incompatibly; unirun refuses other versions with a reason.
 #: 2: the manifest carries its own ``sha256``.
 FORMAT_VERSION = 2
-#: No real manifest comes near this; a bigger file is refused before it is read.
-MANIFEST_LIMIT = 16 << 20
 _SHA256 = r"^[0-9a-f]{64}$"
 
 
@@ -63,15 +66,7 @@ class PayloadFile(BaseModel):
     @field_validator("path")
     @classmethod
     def _relative(cls, value: str) -> str:
-        p = PurePosixPath(value)
-        if (
-            p.is_absolute()
-            or ".." in p.parts
-            or not p.parts
-            or p.parts[0] == MANIFEST_NAME
-            or "\0" in value
-            or "\\" in value
-        ):
+        if not valid_payload_path(value):
             raise ValueError(f"payload path {value!r} must be relative and inside the artifact")
         return value
 
@@ -188,7 +183,7 @@ class Artifact:
         """
         directory = Path(path)
         manifest_path = directory / MANIFEST_NAME
-        text = _read_manifest(directory)
+        text = read_manifest(directory)
         manifest, digest = _parse(text, manifest_path)
         artifact = cls(directory, manifest)
         artifact._text, artifact._digest = text, digest
@@ -229,7 +224,7 @@ class Artifact:
             except (OSError, ValueError) as exc:
                 raise ArtifactError(
                     f"payload file {entry.path} of the artifact at {self.directory} cannot be "
-                    f"used: {_why(exc)}",
+                    f"used: {why(exc)}",
                     field="files",
                 ) from exc
             try:
@@ -271,11 +266,11 @@ class Artifact:
             staging = dest.parent / f".{dest.name}.{secrets.token_hex(6)}.tmp"
             os.mkdir(staging)  # not mkdtemp: the copy gets the umask's permissions
         except (OSError, ValueError) as exc:
-            raise ArtifactError(f"cannot save the artifact to {dest}: {_why(exc)}") from exc
+            raise ArtifactError(f"cannot save the artifact to {dest}: {why(exc)}") from exc
         keep_staging = False
         try:
             self._copy_to(staging)
-            keep_staging = _install(staging, dest, overwrite)
+            keep_staging = install(staging, dest, overwrite)
         except OSError as exc:
             raise ArtifactError(
                 f"could not write the artifact to {dest}: {_fs.why(exc)}; {dest} is unchanged"
@@ -300,7 +295,7 @@ class Artifact:
             except (OSError, ValueError) as exc:
                 raise ArtifactError(
                     f"cannot copy payload file {entry.path} of the artifact at "
-                    f"{self.directory}: {_why(exc)}",
+                    f"{self.directory}: {why(exc)}",
                     field="files",
                 ) from exc
             try:
@@ -366,74 +361,7 @@ class Artifact:
         return artifact
 
 
-def check_destination(path: str | os.PathLike[str], *, overwrite: bool, parents: bool) -> None:
-    """Refuse (``ArtifactError``) a place :meth:`Artifact.save` must not write to: an existing
-    path without ``overwrite``, anything but a unirun artifact or an empty directory with it, a
-    symbolic link, or a missing parent folder without ``parents``."""
-    dest = Path(path)
-    try:
-        st = os.lstat(dest)
-    except FileNotFoundError:
-        if not parents and not dest.parent.is_dir():
-            raise ArtifactError(
-                f"cannot save to {dest}: the folder {dest.parent} does not exist; create it "
-                "first, or pass --parents (parents=True from Python)"
-            ) from None
-        return
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"cannot save to {dest}: {_why(exc)}") from exc
-    if not overwrite:
-        raise ArtifactError(
-            f"{dest} already exists; pass --force (overwrite=True from Python) to replace a "
-            "unirun artifact"
-        )
-    if not os.path.isdir(dest) or os.path.islink(dest):
-        raise ArtifactError(
-            f"{dest} is {_fs.kind_of(st.st_mode)}, not a unirun artifact; refusing to replace it"
-        )
-    reason = _not_an_artifact(dest)
-    for _ in range(16):  # another saver may have replaced it meanwhile: then look again
-        try:
-            now = os.lstat(dest)
-        except OSError:
-            return  # gone: nothing left to replace
-        if reason is None or _same(st, now):
-            break
-        st, reason = now, _not_an_artifact(dest)
-    if reason:
-        raise ArtifactError(f"{dest} is not a unirun artifact ({reason}); refusing to replace it")
-
-
-def _same(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
 # -- reading -----------------------------------------------------------------------------------
-
-
-def _read_manifest(directory: Path) -> bytes:
-    manifest_path = directory / MANIFEST_NAME
-    try:
-        fd, st = _fs.open_inside(directory, MANIFEST_NAME)
-    except FileNotFoundError:
-        raise ArtifactError(
-            f"{directory} is not a unirun artifact: it has no {MANIFEST_NAME}"
-        ) from None
-    except NotADirectoryError:
-        raise ArtifactError(f"{directory} is not a unirun artifact: not a directory") from None
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{manifest_path} cannot be read: {_why(exc)}") from exc
-    try:
-        if st.st_size > MANIFEST_LIMIT:
-            raise ArtifactError(
-                f"{manifest_path} is {st.st_size} bytes, far more than any unirun manifest "
-                f"({MANIFEST_LIMIT} at most): not a unirun artifact"
-            )
-        return _fs.read_exact(fd, st.st_size)
-    except OSError as exc:
-        raise ArtifactError(f"{manifest_path} cannot be read: {_fs.why(exc)}") from exc
-    finally:
-        os.close(fd)
 
 
 def _parse(text: bytes, where: Path) -> tuple[Manifest, str]:
@@ -445,7 +373,11 @@ def _parse(text: bytes, where: Path) -> tuple[Manifest, str]:
     if not isinstance(raw, dict) or raw.get("format") != "unirun-artifact":
         raise ArtifactError(f"{where} is not a unirun manifest", field="format")
     version = raw.get("format_version")
-    if type(version) is not int or version > FORMAT_VERSION:
+    if type(version) is not int:
+        raise ArtifactError(
+            f"{where} has format_version {version!r}, not a number", field="format_version"
+        )
+    if version > FORMAT_VERSION:
         raise ArtifactError(
             f"artifact format version {version!r} is newer than this unirun understands "
             f"({FORMAT_VERSION}); upgrade unirun (pip install -U unirun)",
@@ -490,12 +422,6 @@ def _is_sha256(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
-def _why(exc: Exception) -> str:
-    if isinstance(exc, ValueError):  # a NUL byte in a path
-        return f"invalid path ({exc})"
-    return _fs.why(exc) if isinstance(exc, OSError) else str(exc)
-
-
 def _check_self_contained(directory: Path, files: list[str]) -> None:
     """An ONNX payload whose weights live outside the artifact could never load elsewhere."""
     from .source import external_locations
@@ -512,106 +438,3 @@ def _check_self_contained(directory: Path, files: list[str]) -> None:
                     "outside the artifact: it could never be loaded (a plugin bug; the build "
                     "was not kept)"
                 )
-
-
-# -- replacing ---------------------------------------------------------------------------------
-
-
-def _not_an_artifact(path: Path) -> str | None:
-    """Why the directory ``path`` is not something :meth:`Artifact.save` may replace, or None:
-    an empty directory, or a manifest listing every file present and nothing else there.
-    Everything is read through one descriptor, so a concurrent swap cannot mix two folders."""
-    try:
-        fd = _fs.open_dir(path)
-    except OSError as exc:
-        return _fs.why(exc)
-    entries = _fs.walk(path, fd)
-    try:
-        first = next(entries, None)
-        if first is None:
-            return None
-        listed = _listed(path, fd)
-        if isinstance(listed, str):
-            return listed
-        folders = {str(p) for f in listed for p in PurePosixPath(f).parents}
-        for rel, kind in itertools.chain([first], entries):
-            if kind == "dir" and rel in folders:
-                continue
-            if kind == "file" and (rel in listed or rel == MANIFEST_NAME):
-                continue
-            what = "a folder" if kind == "dir" else "a file" if kind == "file" else kind
-            return f"it holds {rel}, {what} its manifest does not list"
-        return None
-    except OSError as exc:
-        return _fs.why(exc)
-    finally:
-        entries.close()
-        if fd >= 0:
-            os.close(fd)
-
-
-def _listed(path: Path, fd: int) -> set[str] | str:
-    """The payload paths the manifest in ``path`` lists, or why it is not a unirun manifest."""
-    try:
-        mfd, st = _fs.open_inside(path, MANIFEST_NAME, fd)
-    except OSError as exc:
-        return f"{MANIFEST_NAME}: {_fs.why(exc)}"
-    try:
-        if st.st_size > MANIFEST_LIMIT:
-            return f"its {MANIFEST_NAME} is too big to be a unirun manifest"
-        raw = json.loads(_fs.read_exact(mfd, st.st_size))
-        if raw["format"] != "unirun-artifact":
-            raise ValueError(raw["format"])
-        paths = [
-            PayloadFile.model_validate({**f, "size": 0, "sha256": "0" * 64}).path
-            for f in raw["files"]
-        ]
-    except (OSError, ValueError, TypeError, KeyError, RecursionError):  # ValidationError too
-        return f"its {MANIFEST_NAME} is not a unirun manifest"
-    finally:
-        os.close(mfd)
-    return {str(PurePosixPath(p)) for p in paths}
-
-
-def _install(staging: Path, dest: Path, overwrite: bool) -> bool:
-    """Put the complete copy ``staging`` at ``dest``. True when ``staging`` must be kept (it
-    holds what was at ``dest`` and could not be put back)."""
-    for _ in range(16):  # other threads or processes may be saving to ``dest`` at the same time
-        if not os.path.lexists(dest):
-            try:
-                _fs.rename_new(staging, dest)
-                return False
-            except (FileExistsError, IsADirectoryError):
-                continue
-            except OSError as exc:
-                if exc.errno == errno.ENOTEMPTY:  # created meanwhile
-                    continue
-                raise
-        if not overwrite:
-            raise ArtifactError(f"{dest} already exists (saved meanwhile by someone else)")
-        if _fs.exchange(staging, dest):
-            reason = _not_an_artifact(staging)  # what was at dest a moment ago
-            if reason is None:
-                return False
-            if not _fs.exchange(staging, dest):
-                raise ArtifactError(
-                    f"{dest} was replaced by something that is not a unirun artifact while "
-                    f"saving, and it could not be put back: it is now at {staging}"
-                )
-            raise ArtifactError(f"{dest} is not a unirun artifact ({reason}); refusing")
-        old = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.old")
-        try:
-            os.rename(dest, old)
-        except FileNotFoundError:
-            continue
-        if _not_an_artifact(old) is not None:
-            os.rename(old, dest)
-            raise ArtifactError(f"{dest} is not a unirun artifact; refusing to replace it")
-        try:
-            os.rename(staging, dest)
-        except OSError:
-            _fs.remove(old)
-            continue
-        _fs.remove(old)
-        return False
-    raise ArtifactError(f"gave up saving to {dest}: other processes keep replacing it")

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .. import _fs, _registry
-from ..artifact import _read_manifest
+from .._layout import read_manifest
 from ..cache import default_cache_dir, is_backend_name
 from ..errors import ArtifactError
 from ._app import EXIT_USAGE, app, console, fail, human_bytes, write_json
@@ -40,7 +40,7 @@ def _size(path: Path) -> int:
 def _backend_of(entry: Path) -> str:
     """The backend recorded in an entry's manifest, or ``?`` for a damaged entry."""
     try:
-        return str(json.loads(_read_manifest(entry))["backend"])
+        return str(json.loads(read_manifest(entry))["backend"])
     except (ArtifactError, ValueError, KeyError, TypeError, RecursionError):
         return "?"
 
