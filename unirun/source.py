@@ -182,7 +182,8 @@ class OnnxModel:
         stays within protobuf's 2 GiB and gives the path otherwise. Raises
         ``InvalidModelError`` when an inline copy is needed and would exceed 2 GiB.
         """
-        if not self.external_files:
+        base = self.base_dir
+        if not self.external_files or base is None:
             return self.proto
         if inline == "if_fits":
             inline = len(self.data) + self.external_bytes <= _PROTO_LIMIT or self.path is None
@@ -192,7 +193,6 @@ class OnnxModel:
 
         out = onnx.ModelProto()
         out.CopyFrom(self.proto)
-        base = self.base_dir or Path(".")
         total = out.ByteSize()
         for tensor, where in external_tensors(out):
             location = _location(tensor)
@@ -226,13 +226,16 @@ def external_locations(path: Path) -> list[str]:
         proto = onnx.load_model(str(path), load_external_data=False)
     except Exception:  # not readable as ONNX: whoever wrote it reports that, not this check
         return []
-    return [_location(t) for t, _ in external_tensors(proto)]
+    return [
+        next((e.value for e in t.external_data if e.key == "location"), "")
+        for t, _ in external_tensors(proto)
+    ]
 
 
 def _all_tensors(proto: Any) -> Iterator[tuple[Any, str]]:
     def from_nodes(nodes: Any, where: str) -> Iterator[tuple[Any, str]]:
         for node in nodes:
-            at = f"attribute {{}} of node {node.name or node.op_type!r}{where}"
+            of_node = f"of node {node.name or node.op_type!r}{where}"
             for attr in node.attribute:
                 tensors = [attr.t] if attr.HasField("t") else []
                 tensors.extend(attr.tensors)
@@ -240,7 +243,7 @@ def _all_tensors(proto: Any) -> Iterator[tuple[Any, str]]:
                 for s in (*sparse, *attr.sparse_tensors):
                     tensors.extend((s.values, s.indices))
                 for tensor in tensors:
-                    yield tensor, at.format(repr(attr.name))
+                    yield tensor, f"attribute {attr.name!r} {of_node}"
                 for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
                     yield from from_graph(sub, f" in subgraph {sub.name!r}")
 
