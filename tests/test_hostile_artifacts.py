@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 import unirun
-from unirun import Artifact, ArtifactError, OptionsError
+from unirun import Artifact, ArtifactError, OptionsError, _fs
 from unirun._reference import ReferenceBackend
 from unirun.cli import app
 from unirun.testing import conv_net
@@ -111,9 +111,15 @@ def test_compile_cli_checks_the_output_before_compiling(
         assert model(_image())["logits"].shape == (2, 10)
 
 
-def test_concurrent_saves_to_one_destination(art: Artifact, tmp_path: Path) -> None:
+@pytest.mark.parametrize("swap", ["renameat2", "two_renames"])
+def test_concurrent_saves_to_one_destination(
+    art: Artifact, tmp_path: Path, swap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """4 threads × 10 saves each to one place: every save succeeds (or, without overwrite, is
-    refused with ArtifactError) and the destination is always one whole artifact."""
+    refused with ArtifactError) and the destination is always one whole artifact; also where
+    the system cannot swap two folders atomically (Windows, macOS, old Linux)."""
+    if swap == "two_renames":
+        monkeypatch.setattr(_fs, "_renameat2", lambda: None)
     dest = tmp_path / "shared.unirun"
     errors: list[BaseException] = []
     refused = [0]
