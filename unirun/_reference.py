@@ -53,9 +53,7 @@ class ReferenceBackend:
     def compile(self, model: OnnxModel, target: Target) -> Artifact:
         import onnx
 
-        proto = fix_input_shapes(model.proto, target.options.shapes)
-        if model.has_external_data and model.path is not None:
-            proto = onnx.load(str(model.path))  # inline the weights
+        proto = fix_input_shapes(model.for_engine(inline=True), target.options.shapes)
         _evaluator(proto)  # fail at compile time, not at load
         onnx.save(proto, str(target.directory / PAYLOAD))
         return target.finish(graph_inputs(proto), graph_outputs(proto))

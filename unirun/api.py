@@ -56,6 +56,8 @@ def load(
     strict_precision: bool = False,
     calibration: Any = None,
     sample: Any = None,
+    base_dir: str | os.PathLike[str] | None = None,
+    expect_sha256: str | None = None,
 ) -> Model:
     """Compile ``source`` for a backend and device (through the cache) and load it.
 
@@ -77,12 +79,18 @@ def load(
     keeps the quickest and says why in ``model.selection`` (a :class:`unirun.fastest.Selection`).
     A backend that fails to compile or run the sample is skipped (logged at WARNING). The choice
     is stored in the cache directory, so a later process does not measure again.
+
+    ``base_dir`` is the folder of the external data files that a model given as bytes or an
+    ``onnx.ModelProto`` refers to (a model file's are always read from its own folder).
+    ``expect_sha256`` loads a saved artifact only if its :attr:`Artifact.sha256` (printed by
+    ``unirun compile``) is this one: artifacts are code-like, pin those that come from elsewhere.
     """
     if sample is not None and backend.lower() != "fastest":
         raise OptionsError("sample= is used only by backend='fastest' (to time the candidates)")
-    artifact = _as_artifact(source)
+    artifact = _as_artifact(source, expect_sha256)
     if artifact is not None:
         given = {
+            "base_dir": base_dir is not None,
             "precision": precision != "fp32",
             "shapes": bool(shapes),
             "options": bool(options),
@@ -98,6 +106,10 @@ def load(
             )
         _check_precision(artifact, strict_precision)
         return _load_artifact(artifact, backend, Device.parse(device), cache)
+    if expect_sha256 is not None:
+        raise OptionsError(
+            "expect_sha256 checks a saved artifact (a directory); this source is an ONNX model"
+        )
     if backend.lower() == "fastest":
         return _fastest(
             source,
@@ -111,6 +123,7 @@ def load(
             strict_precision,
             calibration,
             sample,
+            base_dir,
         )
     build = _Build(
         source,
@@ -121,6 +134,7 @@ def load(
         options,
         threads,
         optimization_level,
+        base_dir,
         calibration=calibration,
     )
     artifact, status = build.run(cache)
@@ -141,11 +155,12 @@ def compile(
     cache: bool | str | os.PathLike[str] = True,
     strict_precision: bool = False,
     calibration: Any = None,
+    base_dir: str | os.PathLike[str] | None = None,
 ) -> Artifact:
     """Compile ``source`` into an :class:`Artifact` (call ``.save(path)`` to keep a copy).
 
     Works for backends that can compile here without running (Core ML on Linux). Precision
-    substitution is reported as for :func:`load`."""
+    substitution and ``base_dir`` work as for :func:`load`."""
     build = _Build(
         source,
         backend,
@@ -155,6 +170,7 @@ def compile(
         options,
         threads,
         optimization_level,
+        base_dir,
         for_compile=True,
         calibration=calibration,
     )
@@ -236,11 +252,12 @@ class _Build:
         options: Mapping[str, Any] | BaseModel | None,
         threads: int | None,
         optimization_level: int | None,
+        base_dir: str | os.PathLike[str] | None = None,
         *,
         for_compile: bool = False,
         calibration: Any = None,
     ) -> None:
-        self.model = OnnxModel.from_source(source)
+        self.model = OnnxModel.from_source(source, base_dir=base_dir)
         self.name, self.backend, self.device = _registry.select(
             backend, Device.parse(device), for_compile=for_compile
         )
@@ -276,17 +293,19 @@ class _Build:
                 raise
             weakref.finalize(artifact, shutil.rmtree, staging, True)
             return artifact, "off"
-        store = CompileCache(None if cache is True else Path(cache))
-        key = build_key(
-            {
-                **self.stamp,
-                "device": str(self.device.device),
-                "options": self.options.model_dump(mode="json"),
-                **({"int8": self.int8.key()} if self.int8 is not None else {}),
-            }
-        )
+        store = CompileCache.from_option(cache)
+        fields = {
+            **self.stamp,
+            "device": str(self.device.device),
+            "options": self.options.model_dump(mode="json"),
+            **({"int8": self.int8.key()} if self.int8 is not None else {}),
+        }
         engine_dir = store.engine_dir(self.name)
-        return store.get_or_build(key, lambda staging: self._compile(staging, engine_dir, cache))
+        return store.get_or_build(
+            build_key(fields),
+            lambda staging: self._compile(staging, engine_dir, cache),
+            fields=fields,
+        )
 
     def _compile(
         self,
@@ -388,12 +407,14 @@ def _check_dynamic(name: str, backend: Backend, model: OnnxModel, options: Compi
 # -- load --------------------------------------------------------------------------------------
 
 
-def _as_artifact(source: Source) -> Artifact | None:
+def _as_artifact(source: Source, expect_sha256: str | None = None) -> Artifact | None:
     if isinstance(source, Artifact):
+        if expect_sha256 is not None:
+            source.check_sha256(expect_sha256)
         source.verify()
         return source
     if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
-        return Artifact.open(source)
+        return Artifact.open(source, expect_sha256=expect_sha256)
     return None
 
 
@@ -478,7 +499,7 @@ def _open(
 ) -> Model:
     engine_dir = None
     if cache is not False:
-        engine_dir = CompileCache(None if cache is True else Path(cache)).engine_dir(name)
+        engine_dir = CompileCache.from_option(cache).engine_dir(name)
     try:
         executable = backend.load(artifact, device, cache_dir=engine_dir)
     except UnirunError:
@@ -513,10 +534,11 @@ def _fastest(
     strict_precision: bool,
     calibration: Any,
     sample: Any,
+    base_dir: str | os.PathLike[str] | None,
 ) -> Model:
     from .fastest import choose
 
-    model = OnnxModel.from_source(source)
+    model = OnnxModel.from_source(source, base_dir=base_dir)
     if calibration is not None:  # read an iterator once for every backend
         from .quantize import Calibration
 

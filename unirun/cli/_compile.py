@@ -9,7 +9,8 @@ import typer
 from rich.markup import escape
 
 from ..api import compile as compile_model
-from ..artifact import MANIFEST_NAME
+from ..artifact import check_destination
+from ..errors import ArtifactError
 from ._app import (
     STRICT_HELP,
     app,
@@ -54,6 +55,9 @@ def compile_command(
         [], "--option", "-O", help="Backend option KEY=VALUE (VALUE read as JSON if it parses)."
     ),
     force: bool = typer.Option(False, "--force", "-f", help="Replace an existing artifact."),
+    parents: bool = typer.Option(
+        False, "--parents", help="Create OUTPUT's missing parent folders too."
+    ),
     no_cache: bool = typer.Option(
         False, "--no-cache", help="Build afresh instead of through the compile cache."
     ),
@@ -64,9 +68,10 @@ def compile_command(
     Load it later with `unirun run OUTPUT` or `unirun.load("OUTPUT")`: backend, device and
     options then come from its manifest.
     """
-    if output.exists() and not force:
-        kind = "an artifact" if (output / MANIFEST_NAME).is_file() else "something"
-        raise fail(f"{output} already holds {kind}; pass --force to replace an artifact")
+    try:
+        check_destination(output, overwrite=force, parents=parents)
+    except ArtifactError as exc:
+        raise fail(str(exc)) from None
     parsed_shapes = parse_shapes(shapes)
     parsed_options = parse_options(options)
     started = time.perf_counter()
@@ -84,7 +89,7 @@ def compile_command(
             calibration=calibration,
             strict_precision=strict_precision,
         )
-        saved = artifact.save(output, overwrite=force)
+        saved = artifact.save(output, overwrite=force, parents=parents)
     seconds = time.perf_counter() - started
     m = artifact.manifest
     size = sum(f.size for f in m.files)
@@ -99,6 +104,7 @@ def compile_command(
                 "requested_precision": m.options.precision,
                 "files": [f.path for f in m.files],
                 "bytes": size,
+                "sha256": artifact.sha256,
                 "seconds": round(seconds, 3),
                 "quantization": m.extra.get("quantization"),
             }
@@ -110,6 +116,7 @@ def compile_command(
         f"in {seconds:.2f} s → "
         f"{escape(str(saved))} ({len(m.files)} file(s), {human_bytes(size)})"
     )
+    console.print(f"sha256 {artifact.sha256} (pin it: unirun.load(path, expect_sha256=...))")
     from ..quantize import summary
 
     if (line := summary(m)) is not None:

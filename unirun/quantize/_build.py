@@ -201,8 +201,10 @@ class Int8Plan:
 
 
 def _tool_source(model: OnnxModel) -> Any:
-    """What the quantization tools read: the path when weights live in external files."""
-    return str(model.path) if model.has_external_data and model.path else model.proto
+    """What the quantization tools read: the path when weights live in external files (the
+    files the core checked), else the proto."""
+    source = model.for_engine()
+    return str(source) if isinstance(source, Path) else source
 
 
 def _reference(
@@ -321,5 +323,5 @@ def _seal(artifact: Artifact, staging: Path, record: Int8Record) -> Artifact:
     if record.form == Int8Form.WEIGHTS.value and artifact.manifest.computed_precision is None:
         update["computed_precision"] = "fp32"  # int8 weights, float math: say so
     manifest = artifact.manifest.model_copy(update=update)
-    (staging / MANIFEST_NAME).write_text(_dump(manifest), encoding="utf-8")
+    (staging / MANIFEST_NAME).write_bytes(_dump(manifest))
     return Artifact(staging, manifest)

@@ -51,10 +51,8 @@ def to_fp16(
     ``keep_io_types``: float32 inputs and outputs stay float32 (Casts at the edges). Nodes that
     read a constant beyond float16's range (±65504) stay float32, since the converter would
     clamp it (a division by 1e5 would become one by 65504)."""
-    import onnx
 
-    proto = onnx.load(str(model.path)) if model.has_external_data and model.path else model.proto
-    proto = fix_input_shapes(proto, shapes or {})
+    proto = fix_input_shapes(model.for_engine(inline=True), shapes or {})
     blocked = _out_of_range_nodes(proto)
     if blocked:
         log.info(

@@ -12,6 +12,9 @@ from .models import (
     outlier_mlp,
     passthrough,
     resnet_like,
+    rewrite_external_ones,
+    save_external,
+    scaled_by_weights,
     transformer_block,
 )
 from .realistic import byte_classifier, pooled_cnn, streaming_vad
@@ -28,6 +31,9 @@ __all__ = [
     "passthrough",
     "pooled_cnn",
     "resnet_like",
+    "rewrite_external_ones",
+    "save_external",
+    "scaled_by_weights",
     "streaming_vad",
     "transformer_block",
 ]

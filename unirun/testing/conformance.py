@@ -41,6 +41,7 @@ import pytest
 
 import unirun
 from unirun import _registry
+from unirun.artifact import manifest_digest
 from unirun.backend import (
     API_VERSION,
     Backend,
@@ -718,6 +719,7 @@ class BackendConformance:
             (saved / "manifest.json").write_text("{ not json")
         else:
             manifest["runtime_version"] = "0.0.0-some-other-build"
+            manifest["sha256"] = manifest_digest(manifest)  # consistent, so the version counts
             (saved / "manifest.json").write_text(json.dumps(manifest))
         with pytest.raises(ArtifactError):
             unirun.load(saved)

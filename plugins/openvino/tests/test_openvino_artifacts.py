@@ -18,6 +18,7 @@ import openvino as ov
 import pytest
 
 import unirun
+from unirun.artifact import manifest_digest
 from unirun.testing import conv_net
 from unirun.testing.models import transformer_block
 from unirun_openvino._executable import OpenVINOExecutable
@@ -55,6 +56,7 @@ def _edit_manifest(artifact: Path, **changes: Any) -> None:
             manifest["extra"].update(value)
         else:
             manifest[key] = value
+    manifest["sha256"] = manifest_digest(manifest)  # consistent: only OpenVINO's checks apply
     path.write_text(json.dumps(manifest))
 
 
@@ -67,6 +69,7 @@ def _replace_payload(artifact: Path, name: str, data: bytes) -> None:
     for entry in manifest["files"]:
         if entry["path"] == name:
             entry.update(size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    manifest["sha256"] = manifest_digest(manifest)
     path.write_text(json.dumps(manifest))
 
 

@@ -76,7 +76,8 @@ class TemplateBackend:
     def compile(self, model: OnnxModel, target: Target) -> Artifact:
         engine = _engine()
         options = TemplateOptions.model_validate(target.options.backend_options)
-        proto = fix_input_shapes(model.proto, target.options.shapes)
+        # for_engine(inline=True): the weights inline, read from the model's checked files
+        proto = fix_input_shapes(model.for_engine(inline=True), target.options.shapes)
         inputs, outputs = graph_inputs(proto), graph_outputs(proto)
         _check_dtypes([*inputs, *outputs])
         try:

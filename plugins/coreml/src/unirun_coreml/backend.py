@@ -106,11 +106,7 @@ class CoreMLBackend:
         from ._translate import translate
 
         options = CoreMLOptions.model_validate(target.options.backend_options)
-        proto = model.proto
-        if model.has_external_data and model.path is not None:
-            import onnx
-
-            proto = onnx.load(str(model.path))  # the translator needs the weights inline
+        proto = model.for_engine(inline=True)  # the translator needs the weights inline
         constants = {k: np.asarray(v) for k, v in options.constant_inputs.items()}
         result = translate(
             proto,

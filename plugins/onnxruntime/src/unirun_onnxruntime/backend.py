@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import platform
 import warnings
 from collections.abc import Mapping, Sequence
@@ -25,7 +26,7 @@ from unirun.dtypes import DType
 from unirun.errors import DeviceError, InferenceError, ModelClosedError
 from unirun.options import Precision
 from unirun.quantize import compute_precision, to_fp16
-from unirun.source import fix_input_shapes
+from unirun.source import fix_input_shapes, graphs
 from unirun.tensor import Dim, TensorSpec
 
 from ._dtypes import FROM_ORT, NARROW, from_ortvalue, to_ortvalue
@@ -152,12 +153,18 @@ class OnnxRuntimeBackend:
                 "session.optimized_model_external_initializers_min_size_in_bytes", "1024"
             )
         source: bytes | str
-        if model.has_external_data and model.path is not None:
+        # ONNX Runtime 1.32 looks for the external data of a Constant inside a subgraph in the
+        # current directory, even when given the model's path: such models go inline (if they
+        # fit). Others go by path, which keeps big weights out of Python's memory.
+        readable = model.for_engine(
+            inline="if_fits" if _subgraph_external_constant(model) else False
+        )
+        if isinstance(readable, Path):
             # External weights resolve relative to the file, so hand ONNX Runtime the path; the
             # fixed shapes are then only enforced by unirun's feed checks, not baked in.
-            source = str(model.path)
+            source = str(readable)
         else:
-            proto = fix_input_shapes(model.proto, target.options.shapes)
+            proto = fix_input_shapes(readable, target.options.shapes)
             source = model.data if proto is model.proto else proto.SerializeToString()
         fp16 = target.options.precision == "fp16"
         if fp16:
@@ -237,6 +244,15 @@ class OrtExecutable:
         # Running calls hold their own reference to the session; dropping ours is enough.
         self._session = None
         self._run = _closed
+
+
+def _subgraph_external_constant(model: OnnxModel) -> bool:
+    subgraphs = itertools.islice(graphs(model.proto.graph), 1, None)
+    return model.has_external_data and any(
+        node.op_type == "Constant" and any(a.t.data_location == 1 for a in node.attribute)
+        for graph in subgraphs
+        for node in graph.node
+    )
 
 
 def _closed(*_: Any) -> Any:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import map_error, message
@@ -39,9 +40,12 @@ def core(cpu: CpuSettings = ()) -> Any:
 
 def read(model: OnnxModel) -> Any:
     try:
-        if model.has_external_data and model.path is not None:
-            return core().read_model(str(model.path))  # external weights resolve next to it
-        return core().read_model(model.data)
+        readable = model.for_engine()
+        if isinstance(readable, Path):
+            return core().read_model(str(readable))  # external weights resolve next to it
+        return core().read_model(
+            model.data if readable is model.proto else readable.SerializeToString()
+        )
     except RuntimeError as exc:
         raise map_error(exc, "read", model.proto) from exc
 
