@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from ..artifact import MANIFEST_NAME
 from ..cache import default_cache_dir
-from ._app import app, console, human_bytes, write_json
+from ._app import app, console, escape, human_bytes, write_json
 
 cache_app = typer.Typer(
     help="Show or clear the compile cache ($UNIRUN_CACHE_DIR).", no_args_is_help=True

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from ..api import load
@@ -20,6 +19,7 @@ from ._app import (
     check_device,
     check_precision,
     console,
+    escape,
     parse_shapes,
     spinner,
     split_names,

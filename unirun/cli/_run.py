@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from ..api import load
@@ -19,6 +18,7 @@ from ._app import (
     check_device,
     check_precision,
     console,
+    escape,
     parse_shapes,
     spinner,
     write_json,
