@@ -281,6 +281,11 @@ def _options(
 ) -> tuple[CompileOptions, BaseModel | None]:
     model_cls: type[BaseModel] | None = getattr(backend, "options_model", None)
     plugin: BaseModel | None = None
+    if options is not None and not isinstance(options, (Mapping, BaseModel)):
+        raise OptionsError(
+            f"options must be a mapping of option name to value (or the backend's options "
+            f"model), not {type(options).__name__}: e.g. options={{'key': value}}"
+        )
     if isinstance(options, BaseModel):
         if model_cls is not None and not isinstance(options, model_cls):
             raise OptionsError(
