@@ -23,7 +23,7 @@ ENGINES = [
 
 
 def _models() -> list[unirun.Model]:
-    return [getattr(entry, "model", entry) for entry in api._predict_models.values()]
+    return list(api._predict_models.values())
 
 
 @pytest.fixture(autouse=True)
@@ -32,6 +32,7 @@ def _fresh_predict_cache() -> Any:
     with api._predict_lock:
         models = _models()
         api._predict_models.clear()
+        getattr(api, "_predict_info", {}).clear()
     for m in models:
         m.close()
 

@@ -161,7 +161,8 @@ class _Loaded:
         self.evicted = False
 
 
-_predict_models: OrderedDict[tuple[Any, ...], _Loaded] = OrderedDict()
+_predict_models: OrderedDict[tuple[Any, ...], Model] = OrderedDict()
+_predict_info: dict[Model, _Loaded] = {}  # every model predict loaded and has not closed
 _predict_lock = threading.Lock()
 _PREDICT_KEEP = 4
 
@@ -176,13 +177,14 @@ def predict(source: Source, inputs: Any, **load_args: Any) -> dict[str, np.ndarr
     Thread-safe: a model that falls out of the cache is closed once no call runs on it."""
     key = (_source_key(source), tuple(sorted((k, repr(v)) for k, v in load_args.items())))
     with _predict_lock:
-        entry = _predict_models.get(key)
+        model = _predict_models.get(key)
+        entry = None if model is None else _predict_info[model]
         if entry is not None:
             entry.users += 1
             _predict_models.move_to_end(key)
     if entry is not None and entry.files and _stamp(entry.files) != entry.stamp:
         with _predict_lock:
-            if _predict_models.get(key) is entry:
+            if _predict_models.get(key) is entry.model:
                 del _predict_models[key]
                 entry.evicted = True
         _done(entry)
@@ -214,14 +216,18 @@ def _predict_load(key: tuple[Any, ...], source: Source, load_args: dict[str, Any
     entry.users = 1
     with _predict_lock:
         evicted = [_predict_models.pop(key)] if key in _predict_models else []
-        _predict_models[key] = entry
+        _predict_models[key] = model
+        _predict_info[model] = entry
         while len(_predict_models) > _PREDICT_KEEP:
             evicted.append(_predict_models.popitem(last=False)[1])
+        idle = []
         for old in evicted:
-            old.evicted = True
-        idle = [old for old in evicted if not old.users]
-    for old in idle:
-        old.model.close()
+            info = _predict_info[old]
+            info.evicted = True
+            if not info.users:
+                idle.append(_predict_info.pop(old).model)
+    for old_model in idle:
+        old_model.close()
     return entry
 
 
@@ -230,6 +236,8 @@ def _done(entry: _Loaded) -> None:
     with _predict_lock:
         entry.users -= 1
         idle = entry.evicted and not entry.users
+        if idle:
+            del _predict_info[entry.model]
     if idle:
         entry.model.close()
 
