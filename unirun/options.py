@@ -13,7 +13,7 @@ __all__ = ["CompileOptions", "Precision", "ShapeRange", "options_error"]
 
 Precision = Literal["fp32", "fp16", "bf16"]
 
-#: Engines hold dimensions and element counts in int64.
+#: Engines hold dimensions in int64.
 _LARGEST = 2**63 - 1
 #: More threads than any machine has: a typo, or a value that overflows an engine's C int.
 MAX_THREADS = 4096
@@ -99,15 +99,9 @@ class ShapeRange(BaseModel):
 
 
 def _check_sizes(dims: Sequence[int]) -> None:
-    count = 1
     for dim in dims:
         if dim > _LARGEST:
             raise ValueError(f"dimension {dim} is larger than an engine can hold (2**63 - 1)")
-        count *= max(dim, 1)
-    if count > _LARGEST:
-        raise ValueError(
-            f"shape {tuple(dims)} has more elements than an engine can hold (2**63 - 1)"
-        )
 
 
 def _shape_range(value: Any) -> Any:
