@@ -13,6 +13,11 @@ __all__ = ["CompileOptions", "Precision", "ShapeRange", "options_error"]
 
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
 
+#: Engines hold dimensions in int64.
+_LARGEST = 2**63 - 1
+#: More threads than any machine has: a typo, or a value that overflows an engine's C int.
+MAX_THREADS = 4096
+
 
 class ShapeRange(BaseModel):
     """The shapes one input takes: smallest, the one to optimise for, largest (all inclusive).
@@ -44,6 +49,7 @@ class ShapeRange(BaseModel):
                 raise ValueError(
                     f"need 0 <= min <= opt <= max in every dimension: {self.describe()}"
                 )
+        _check_sizes(self.max)
         return self
 
     @classmethod
@@ -57,6 +63,10 @@ class ShapeRange(BaseModel):
         choices = tuple(tuple(int(d) for d in shape) for shape in shapes)
         if not choices or len({len(c) for c in choices}) != 1:
             raise ValueError("choices must be a non-empty list of shapes of one rank")
+        for choice in choices:
+            if any(d < 0 for d in choice):
+                raise ValueError(f"dimensions cannot be negative: {choice}")
+            _check_sizes(choice)
         low = tuple(min(dims) for dims in zip(*choices, strict=True))
         high = tuple(max(dims) for dims in zip(*choices, strict=True))
         return cls.model_construct(min=low, opt=choices[0], max=high, choices=choices)
@@ -86,6 +96,12 @@ class ShapeRange(BaseModel):
         if self.min == self.max:
             return f"({', '.join(map(str, self.min))})"
         return f"min {self.min}, opt {self.opt}, max {self.max}"
+
+
+def _check_sizes(dims: Sequence[int]) -> None:
+    for dim in dims:
+        if dim > _LARGEST:
+            raise ValueError(f"dimension {dim} is larger than an engine can hold (2**63 - 1)")
 
 
 def _shape_range(value: Any) -> Any:
@@ -118,7 +134,9 @@ class CompileOptions(BaseModel):
         default_factory=dict,
         description="Per input: a fixed shape or (min, opt, max) bounds for its dynamic dims.",
     )
-    threads: int | None = Field(default=None, ge=1, description="Threads one inference may use.")
+    threads: int | None = Field(
+        default=None, ge=1, le=MAX_THREADS, description="Threads one inference may use."
+    )
     optimization_level: int | None = Field(
         default=None,
         ge=0,

@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as escape_markup
 
 from .._version import __version__
 from ..device import Device
@@ -58,6 +58,31 @@ def _root(
     _state["debug"] = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+# C0 and C1 controls, DEL, and the Unicode marks that reorder or break lines: a model's names
+# could otherwise retitle or clear the terminal, or print lines that look like unirun's own.
+_CONTROLS = {
+    code: (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    for code in (
+        *range(0x20),
+        *range(0x7F, 0xA0),
+        0x061C,
+        0x200E,
+        0x200F,
+        *range(0x2028, 0x202F),
+        *range(0x2066, 0x206A),
+    )
+}
+_CONTROLS.update({ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r"})
+
+
+def escape(text: object) -> str:
+    """``text`` made safe to print: control characters shown as ``\\x1b``-style escapes, and
+    rich markup escaped. Every string the CLI prints that it did not write itself (names,
+    producer strings and node names from a model or manifest, paths, engine messages) goes
+    through this."""
+    return escape_markup(str(text).translate(_CONTROLS))
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -27,6 +26,7 @@ from ._app import (
     check_precision,
     console,
     err_console,
+    escape,
     precision_label,
     spinner,
     split_names,

@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from .. import _fs, _registry
 from .._layout import read_manifest
 from ..cache import default_cache_dir, is_backend_name
 from ..errors import ArtifactError
-from ._app import EXIT_USAGE, app, console, fail, human_bytes, write_json
+from ._app import EXIT_USAGE, app, console, escape, fail, human_bytes, write_json
 
 cache_app = typer.Typer(
     help="Show or clear the compile cache ($UNIRUN_CACHE_DIR).", no_args_is_help=True

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from ..api import load
@@ -34,6 +33,7 @@ from ._app import (
     check_device,
     check_precision,
     console,
+    escape,
     precision_label,
     spinner,
     split_names,

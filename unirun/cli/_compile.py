@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
 from ..api import compile as compile_model
 from ..artifact import check_destination
@@ -17,6 +16,7 @@ from ._app import (
     check_device,
     check_precision,
     console,
+    escape,
     fail,
     human_bytes,
     parse_options,

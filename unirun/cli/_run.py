@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from .._timing import time_calls
@@ -20,6 +19,7 @@ from ._app import (
     check_device,
     check_precision,
     console,
+    escape,
     precision_label,
     spinner,
     write_json,

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 
-from ._app import app, check_device, check_precision, err_console, fail
+from ._app import app, check_device, check_precision, err_console, escape, fail
 from ._inputs import parse_shapes
 
 _EXTRA = {"local": "serve", "ray": "ray-serve"}
