@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import platform
 import warnings
 from collections.abc import Mapping, Sequence
@@ -22,11 +23,12 @@ from unirun.backend import (
 from unirun.device import Device
 from unirun.dtypes import DType
 from unirun.errors import DeviceError, InferenceError, ModelClosedError
-from unirun.source import fix_input_shapes
+from unirun.source import build_with_fixed_shapes
 from unirun.tensor import Dim, TensorSpec
 
+from . import _log
 from ._dtypes import FROM_ORT, NARROW, from_ortvalue, to_ortvalue
-from ._errors import map_error
+from ._errors import map_error, out_of_space
 from ._ops import unsupported_ops
 from .options import OnnxRuntimeOptions
 
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from unirun.source import OnnxModel
 
 Array = np.ndarray[Any, Any]
+log = logging.getLogger("unirun.onnxruntime")
 
 PAYLOAD = "model.onnx"
 _WEIGHTS = "model.weights"
@@ -130,7 +133,6 @@ class OnnxRuntimeBackend:
         level = ceiling if requested is None else min(requested, ceiling)
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[level])
         so.optimized_model_filepath = str(target.directory / PAYLOAD)
-        so.log_severity_level = 3
         if model.has_external_data:
             so.add_session_config_entry(
                 "session.optimized_model_external_initializers_file_name", _WEIGHTS
@@ -138,19 +140,31 @@ class OnnxRuntimeBackend:
             so.add_session_config_entry(
                 "session.optimized_model_external_initializers_min_size_in_bytes", "1024"
             )
-        source: bytes | str
+
+        def build(proto: Any) -> Any:
+            source = model.data if proto is model.proto else proto.SerializeToString()
+            return _session(ort, source, so, target.device, options, "compile", len(model.data))
+
         if model.has_external_data and model.path is not None:
             # External weights resolve relative to the file, so hand ONNX Runtime the path; the
             # fixed shapes are then only enforced by unirun's feed checks, not baked in.
-            source = str(model.path)
+            session = _session(
+                ort, str(model.path), so, target.device, options, "compile", len(model.data)
+            )
         else:
-            proto = fix_input_shapes(model.proto, target.options.shapes)
-            source = model.data if proto is model.proto else proto.SerializeToString()
-        session = _session(ort, source, so, target.device, options, "compile")
+            session = build_with_fixed_shapes(
+                model.proto, target.options.shapes, build, engine="ONNX Runtime", logger=log
+            )
         inputs = [_spec(arg) for arg in session.get_inputs()]
         outputs = [_spec(arg) for arg in session.get_outputs()]
         del session
-        return target.finish(inputs, outputs, {"providers": _providers(target.device, options)[0]})
+        # ONNX Runtime computes in the graph's own types: an fp32 build is fp32 everywhere.
+        return target.finish(
+            inputs,
+            outputs,
+            {"providers": _providers(target.device, options)[0]},
+            precision="fp32",
+        )
 
     # -- load ----------------------------------------------------------------------------------
 
@@ -165,7 +179,6 @@ class OnnxRuntimeBackend:
         so.graph_optimization_level = getattr(
             ort.GraphOptimizationLevel, _LEVELS[3 if level is None else level]
         )
-        so.log_severity_level = 3
         if compile_options.threads is not None:
             so.intra_op_num_threads = compile_options.threads
         if options.inter_op_threads is not None:
@@ -237,8 +250,16 @@ def _providers(
 
 
 def _session(
-    ort: Any, source: bytes | str, so: Any, device: Device, options: OnnxRuntimeOptions, stage: str
+    ort: Any,
+    source: bytes | str,
+    so: Any,
+    device: Device,
+    options: OnnxRuntimeOptions,
+    stage: str,
+    size: int = 0,
 ) -> Any:
+    """An InferenceSession; ``size`` (bytes of the model) sizes the free-space check made when
+    writing the optimized model fails."""
     providers, provider_options = _providers(device, options)
     if device.kind != "cpu":
         if _CUDA not in ort.get_available_providers():
@@ -253,14 +274,17 @@ def _session(
             so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
     for key, value in options.session_config.items():
         so.add_session_config_entry(key, value)
+    so.log_severity_level = _log.install(ort)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _log.held():
             warnings.simplefilter("ignore")  # ORT warns instead of raising; we check below
             session = ort.InferenceSession(
                 source, sess_options=so, providers=providers, provider_options=provider_options
             )
     except Exception as exc:
-        raise map_error(exc, stage) from exc
+        written = so.optimized_model_filepath
+        full = out_of_space(exc, Path(written).parent, size) if written else None
+        raise (full or map_error(exc, stage)) from exc
     active = session.get_providers()
     if device.kind != "cpu" and (not active or active[0] != _CUDA):
         raise DeviceError(
