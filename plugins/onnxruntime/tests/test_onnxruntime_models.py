@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -117,8 +121,9 @@ def test_engine_log_goes_through_logging_not_stderr(
     with unirun.load(_unused_initializer(), backend="onnxruntime", cache=False) as m:
         m(np.ones(2, np.float32))
     assert not [r for r in caplog.records if r.name == LOG and r.levelno >= logging.WARNING]
-    model = _unused_initializer()
-    with caplog.at_level(logging.INFO, LOG), unirun.load(model, cache=False) as m:
+    with caplog.at_level(logging.INFO, LOG):
+        m = unirun.load(_unused_initializer(), backend="onnxruntime", cache=False)
+    with m:
         m(np.ones(2, np.float32))
     notes = [r for r in caplog.records if r.name == LOG and "never_used" in r.getMessage()]
     assert notes and all(r.levelno == logging.INFO for r in notes)
@@ -165,3 +170,49 @@ def test_model_precision_is_fp32() -> None:
     """ONNX Runtime computes in the graph's own types; an fp32 build reports fp32."""
     with unirun.load(_unused_initializer(), backend="onnxruntime", cache=False) as m:
         assert m.precision == "fp32" and m.artifact.manifest.computed_precision is None
+
+
+_COMPILE = """
+import resource, sys, unirun
+from unirun.testing import mlp
+limit = int(sys.argv[1])
+if limit:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+try:  # 1 MiB of weights
+    unirun.compile(mlp(features=512, hidden=512), backend="onnxruntime", cache=sys.argv[2])
+except unirun.UnirunError as exc:
+    print(type(exc).__name__ + ": " + str(exc))
+    sys.exit(3)
+"""
+
+
+def _compile_elsewhere(
+    tmp_path: Path, limit: int, cache: Path, prefix: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "compile.py"
+    script.write_text(_COMPILE)
+    command = [*(prefix or []), sys.executable, str(script), str(limit), str(cache)]
+    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
+
+
+def test_a_file_size_limit_during_compile_says_there_is_no_space(tmp_path: Path) -> None:
+    """RLIMIT_FSIZE makes writes past 256 KiB fail (EFBIG) as a full disk does (ENOSPC);
+    ONNX Runtime itself only says "Protobuf serialization failed"."""
+    done = _compile_elsewhere(tmp_path, 256 * 1024, tmp_path / "cache")
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert done.stdout.startswith("CompileError: no space left for the file"), done.stdout
+    assert "ulimit -f" in done.stdout and "Protobuf" not in done.stdout
+
+
+def test_a_full_disk_during_compile_says_no_space_left_on_device(tmp_path: Path) -> None:
+    """A 192 KiB tmpfs in a user and mount namespace (no root needed) holds the cache."""
+    unshare, mount = shutil.which("unshare"), tmp_path / "small"
+    mount.mkdir()
+    script = f'mount -t tmpfs -o size=192k tmpfs "{mount}" && exec "$0" "$@"'
+    prefix = [unshare or "unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script]
+    if unshare is None or subprocess.run([*prefix, "true"], check=False).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here: user namespaces are not allowed")
+    done = _compile_elsewhere(tmp_path, 0, mount / "cache", prefix)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert done.stdout.startswith("CompileError: no space left on device"), done.stdout
+    assert "UNIRUN_CACHE_DIR" in done.stdout and "Protobuf" not in done.stdout

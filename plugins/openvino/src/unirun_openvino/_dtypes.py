@@ -6,7 +6,12 @@ reinterprets the bits) and ``string`` (string tensors corrupt the heap at exit i
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from unirun import DType
+
+if TYPE_CHECKING:
+    from unirun.options import Precision
 
 FROM_OV: dict[str, DType] = {
     "f32": DType.FLOAT32,
@@ -25,3 +30,5 @@ FROM_OV: dict[str, DType] = {
 
 #: unirun precision -> OpenVINO INFERENCE_PRECISION_HINT
 PRECISION_HINT: dict[str, str] = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
+#: what a compiled model reports as INFERENCE_PRECISION_HINT -> unirun precision
+PRECISION_OF: dict[str, Precision] = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}
