@@ -216,3 +216,37 @@ def test_a_full_disk_during_compile_says_no_space_left_on_device(tmp_path: Path)
     assert done.returncode == 3, done.stderr[-2000:]
     assert done.stdout.startswith("CompileError: no space left on device"), done.stdout
     assert "UNIRUN_CACHE_DIR" in done.stdout and "Protobuf" not in done.stdout
+
+
+def test_outputs_follow_the_sessions_names_not_the_manifest_order(tmp_path: Path) -> None:
+    """Outputs come from the session by name: a manifest listing them in another order cannot
+    swap the answers."""
+    import json
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Relu", ["x"], ["a"], name="relu"),
+            helper.make_node("Neg", ["x"], ["b"], name="neg"),
+        ],
+        "two",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, [3]),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, [3]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = unirun.compile(model, backend="onnxruntime", cache=False).save(tmp_path / "two")
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["outputs"].reverse()
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    x = np.array([-1.0, 2.0, -3.0], np.float32)
+    try:
+        loaded = unirun.load(path)
+    except unirun.ArtifactError:  # a core that checks manifests refuses the edit: also safe
+        return
+    with loaded as m:
+        out = m(x)
+    np.testing.assert_array_equal(out["a"], np.maximum(x, 0))
+    np.testing.assert_array_equal(out["b"], -x)

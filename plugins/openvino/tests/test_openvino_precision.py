@@ -137,6 +137,8 @@ def test_auto_shows_the_device_openvino_chose() -> None:
         assert chosen and set(chosen) <= set(core.available_devices)
         assert m.device_label == f"auto → {', '.join(chosen)}"
         assert m.precision == "fp32"
+    with unirun.load(mlp(), backend="openvino", device="cpu") as m:
+        assert m.device_label == "cpu"  # no choice made: nothing to show
 
 
 def test_loading_an_auto_artifact_says_it_compiles(

@@ -59,7 +59,7 @@ class OpenVINOExecutable:
     (``"blob"``) or was recompiled from its IR (``"ir"``); ``precision`` is the precision
     OpenVINO reports this compiled model computes in (``"fp32"``, ``"bf16"``…; None if it does
     not say), ``inference_precision`` the same in OpenVINO's words (``"f32"``…);
-    ``engine_device`` the devices OpenVINO runs it on (``"CPU"`` for AUTO here)."""
+    ``engine_device``, for AUTO, the devices OpenVINO chose (``"CPU"``), else None."""
 
     def __init__(self, compiled: Any, tensor: Any, binding: Binding, loaded_from: str) -> None:
         self._compiled: Any = compiled

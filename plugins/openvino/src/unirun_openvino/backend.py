@@ -162,7 +162,8 @@ class OpenVINOBackend:
         executable = OpenVINOExecutable(
             compiled, _engine.ov().Tensor, binding, "blob" if reason is None else "ir"
         )
-        executable.engine_device = ", ".join(_engine.execution_devices(compiled)) or None
+        if ov_device == "AUTO":  # what AUTO chose: Model.device_label shows "auto → CPU"
+            executable.engine_device = ", ".join(_engine.execution_devices(compiled)) or None
         built = manifest.computed_precision or manifest.options.precision
         if executable.precision is not None and executable.precision != built:
             log.warning(
