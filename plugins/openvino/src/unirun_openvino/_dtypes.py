@@ -30,5 +30,6 @@ FROM_OV: dict[str, DType] = {
 
 #: unirun precision -> OpenVINO INFERENCE_PRECISION_HINT
 PRECISION_HINT: dict[str, str] = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
-#: what a compiled model reports as INFERENCE_PRECISION_HINT -> unirun precision
+#: what a compiled model reports as INFERENCE_PRECISION_HINT -> unirun precision. Only float
+#: requests are compared with it: in an int8 build the hint covers what is not quantized.
 PRECISION_OF: dict[str, Precision] = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}

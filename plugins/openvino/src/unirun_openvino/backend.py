@@ -26,7 +26,7 @@ from unirun.errors import (
 from unirun.source import all_nodes, describe_shapes
 
 from . import _devices, _engine, _ports
-from ._dtypes import FROM_OV, PRECISION_HINT
+from ._dtypes import FROM_OV, PRECISION_HINT, PRECISION_OF
 from ._errors import map_error, message
 from ._executable import OpenVINOExecutable
 from .options import OWN, OpenVINOOptions, parse, properties, snippets_off
@@ -165,7 +165,8 @@ class OpenVINOBackend:
         if ov_device == "AUTO":  # what AUTO chose: Model.device_label shows "auto → CPU"
             executable.engine_device = ", ".join(_engine.execution_devices(compiled)) or None
         built = manifest.computed_precision or manifest.options.precision
-        if executable.precision is not None and executable.precision != built:
+        floats = manifest.options.precision in PRECISION_OF.values()
+        if floats and executable.precision is not None and executable.precision != built:
             log.warning(
                 "the artifact was built to compute in %s, but OpenVINO computes it in %s on "
                 "%s here (the device lacks %s support)",
@@ -225,8 +226,9 @@ def _compile(
         _engine.write(target.directory / BLOB, blob)
     # What the device grants, which is not always what was asked: fp16 runs in fp32 or bf16 on
     # CPUs without fp16 arithmetic. The core warns about (or refuses) a substitution.
-    precision = _engine.computed_precision(compiled)
-    if precision is None:
+    float_request = target.options.precision in PRECISION_OF.values()
+    precision = _engine.computed_precision(compiled) if float_request else None
+    if precision is None and float_request:
         log.info(
             "OpenVINO does not report the precision %s computes in; the artifact records the "
             "requested %s",

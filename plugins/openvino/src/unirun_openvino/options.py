@@ -35,8 +35,12 @@ TUNING = frozenset(
         "GPU_QUEUE_THROTTLE",
     }
 )
-#: The properties unirun sets itself from its options (see :func:`properties`).
-OWN = frozenset({"INFERENCE_PRECISION_HINT", "SNIPPETS_MODE"}) | TUNING
+#: The properties unirun sets itself (see :func:`properties`; int8 weights-only builds turn
+#: the CPU's dynamic quantization off with DYNAMIC_QUANTIZATION_GROUP_SIZE=0).
+OWN = (
+    frozenset({"INFERENCE_PRECISION_HINT", "SNIPPETS_MODE", "DYNAMIC_QUANTIZATION_GROUP_SIZE"})
+    | TUNING
+)
 
 
 class OpenVINOOptions(BaseModel):
