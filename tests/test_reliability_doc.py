@@ -15,6 +15,7 @@ def test_every_test_the_page_names_exists() -> None:
     missing = [
         f"{file}::{name}"
         for file, name in named
-        if not (ROOT / file).is_file() or f"def {name}(" not in (ROOT / file).read_text(encoding="utf-8")
+        if not (ROOT / file).is_file()
+        or f"def {name}(" not in (ROOT / file).read_text(encoding="utf-8")
     ]
     assert not missing, f"docs/reliability.md names tests that do not exist: {missing}"

@@ -7,6 +7,7 @@ any backend (``unirun compare MODEL -b onnxruntime,reference``). It is never cho
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,13 +19,14 @@ from .backend import API_VERSION, Capabilities, DeviceInfo, Probe, Target, Threa
 from .device import Device
 from .dtypes import DType
 from .errors import InferenceError, InvalidModelError, ModelClosedError, UnsupportedModelError
-from .source import fix_input_shapes, graph_inputs, graph_outputs
+from .source import build_with_fixed_shapes, graph_inputs, graph_outputs
 
 if TYPE_CHECKING:
     from .artifact import Artifact
     from .source import OnnxModel
 
 PAYLOAD = "model.onnx"
+log = logging.getLogger("unirun.reference")
 
 
 class ReferenceBackend:
@@ -53,8 +55,17 @@ class ReferenceBackend:
     def compile(self, model: OnnxModel, target: Target) -> Artifact:
         import onnx
 
-        proto = fix_input_shapes(model.for_engine(inline=True), target.options.shapes)
-        _evaluator(proto)  # fail at compile time, not at load
+        def build(proto: Any) -> Any:
+            _evaluator(proto)  # fail at compile time, not at load
+            return proto
+
+        proto = build_with_fixed_shapes(
+            model.for_engine(inline=True),
+            target.options.shapes,
+            build,
+            engine="onnx.reference",
+            logger=log,
+        )
         onnx.save(proto, str(target.directory / PAYLOAD))
         return target.finish(graph_inputs(proto), graph_outputs(proto))
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from . import _fs
 from .dtypes import DType
-from .errors import InvalidModelError, OptionsError, UnsupportedModelError
+from .errors import CompileError, InvalidModelError, OptionsError, UnsupportedModelError
 from .options import ShapeRange
 from .tensor import Dim, TensorSpec
 
@@ -21,7 +22,10 @@ if TYPE_CHECKING:
 __all__ = [
     "OnnxModel",
     "all_nodes",
+    "build_with_fixed_shapes",
+    "check_acyclic",
     "check_shapes",
+    "describe_shapes",
     "external_tensors",
     "fix_input_shapes",
     "graph_inputs",
@@ -31,6 +35,7 @@ __all__ = [
 
 #: Protobuf cannot parse more; larger models keep their weights in external data files.
 _PROTO_LIMIT = (2 << 30) - 1
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -54,6 +59,9 @@ class OnnxModel:
     base_dir: Path | None = None
     #: The external files' total size: what inlining the weights would add (at most).
     external_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        check_acyclic(self.proto.graph)
 
     @property
     def has_external_data(self) -> bool:
@@ -454,3 +462,105 @@ def fix_input_shapes(proto: onnx.ModelProto, shapes: Mapping[str, ShapeRange]) -
         for size in dims:
             shape.dim.add().dim_value = size
     return out
+
+
+def build_with_fixed_shapes(
+    proto: onnx.ModelProto,
+    shapes: Mapping[str, ShapeRange],
+    build: Callable[[onnx.ModelProto], _T],
+    *,
+    engine: str,
+    logger: logging.Logger,
+) -> _T:
+    """``build(proto)`` with the fixed shapes in ``shapes`` written into the graph's inputs, and
+    ``build(proto)`` as it is if the engine refuses that graph (its shape inference can fail
+    inside ``If`` branches that never run with those sizes). Declaring shapes never breaks a
+    model the engine runs without them: the core still checks every feed against ``shapes``.
+    The fallback is logged at WARNING, naming the shapes and the engine's reason; if the graph
+    as it is fails too, that failure (which the shapes did not cause) is raised."""
+    fixed = fix_input_shapes(proto, shapes)
+    if fixed is proto:
+        return build(proto)
+    try:
+        return build(fixed)
+    except (InvalidModelError, UnsupportedModelError, CompileError) as exc:
+        result = build(proto)
+        logger.warning(
+            "%s cannot build the model with the declared fixed input shapes %s written into "
+            "its graph (%s); built it with the graph's own dimensions instead: unirun checks "
+            "that every input has the declared shape",
+            engine,
+            describe_shapes({k: v for k, v in shapes.items() if v.is_fixed}),
+            exc,
+        )
+        return result
+
+
+def describe_shapes(shapes: Mapping[str, ShapeRange]) -> str:
+    """``input=(1, 512), state=(2, 1, 128)``: the user's ``shapes`` as they wrote them."""
+    return ", ".join(f"{name}={r.describe()}" for name, r in shapes.items())
+
+
+def check_acyclic(graph: Any) -> None:
+    """Raise ``InvalidModelError`` naming the nodes of a cycle if ``graph`` (or a subgraph) has
+    one. Engines fail on cycles in ways that say nothing (OpenVINO runs out of memory); nodes
+    merely listed out of order are not refused."""
+    for g in graphs(graph):
+        _check_acyclic(g)
+
+
+def _check_acyclic(graph: Any) -> None:
+    producer: dict[str, int] = {}
+    for index, node in enumerate(graph.node):
+        for name in node.output:
+            if name:
+                producer[name] = index
+    needs: list[set[int]] = []
+    for node in graph.node:
+        names = set(node.input) | _outer_names(node)
+        needs.append({producer[n] for n in names if n in producer})
+    waiting = {i: len(deps) for i, deps in enumerate(needs)}
+    users: dict[int, list[int]] = {}
+    for i, deps in enumerate(needs):
+        for dep in deps:
+            users.setdefault(dep, []).append(i)
+    ready = [i for i, count in waiting.items() if count == 0]
+    while ready:
+        done = ready.pop()
+        for user in users.get(done, ()):
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                ready.append(user)
+    stuck = {i for i, count in waiting.items() if count > 0}
+    if not stuck:
+        return
+    # Walk back through unfinished producers until a node repeats: that loop is a cycle.
+    path: list[int] = []
+    node = min(stuck)
+    while node not in path:
+        path.append(node)
+        node = min(d for d in needs[node] if d in stuck)
+    cycle = [*path[path.index(node) :], node]
+    steps = " → ".join(_node_label(graph.node[i], i) for i in reversed(cycle))
+    raise InvalidModelError(
+        f"the graph {graph.name or '(unnamed)'!r} has a cycle: {steps} (each node feeds the "
+        "next); ONNX graphs must be acyclic: re-export the model"
+    )
+
+
+def _outer_names(node: Any) -> set[str]:
+    """Names a node's subgraphs read from the enclosing scope (its implicit inputs)."""
+    names: set[str] = set()
+    for attr in node.attribute:
+        for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+            defined = {v.name for v in (*sub.input, *sub.initializer)}
+            for inner in sub.node:
+                defined.update(inner.output)
+            for inner in sub.node:
+                names.update(n for n in inner.input if n and n not in defined)
+                names.update(n for n in _outer_names(inner) if n not in defined)
+    return names
+
+
+def _node_label(node: Any, index: int) -> str:
+    return f"{node.name or f'#{index}'!r} ({node.op_type})"

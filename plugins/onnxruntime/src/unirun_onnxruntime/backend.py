@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import logging
 import platform
 import warnings
 from collections.abc import Mapping, Sequence
@@ -26,11 +27,12 @@ from unirun.dtypes import DType
 from unirun.errors import DeviceError, InferenceError, ModelClosedError
 from unirun.options import Precision
 from unirun.quantize import compute_precision, to_fp16
-from unirun.source import fix_input_shapes, graphs
+from unirun.source import build_with_fixed_shapes, graphs
 from unirun.tensor import Dim, TensorSpec
 
+from . import _log
 from ._dtypes import FROM_ORT, NARROW, from_ortvalue, to_ortvalue
-from ._errors import map_error
+from ._errors import map_error, out_of_space
 from ._ops import unsupported_ops
 from .options import OnnxRuntimeOptions
 
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from unirun.source import OnnxModel
 
 Array = np.ndarray[Any, Any]
+log = logging.getLogger("unirun.onnxruntime")
 
 PAYLOAD = "model.onnx"
 _WEIGHTS = "model.weights"
@@ -144,7 +147,6 @@ class OnnxRuntimeBackend:
         level = ceiling if requested is None else min(requested, ceiling)
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[level])
         so.optimized_model_filepath = str(target.directory / PAYLOAD)
-        so.log_severity_level = 3
         if model.has_external_data:
             so.add_session_config_entry(
                 "session.optimized_model_external_initializers_file_name", _WEIGHTS
@@ -152,30 +154,38 @@ class OnnxRuntimeBackend:
             so.add_session_config_entry(
                 "session.optimized_model_external_initializers_min_size_in_bytes", "1024"
             )
-        source: bytes | str
         # ONNX Runtime 1.32 looks for the external data of a Constant inside a subgraph in the
         # current directory, even when given the model's path: such models go inline (if they
         # fit). Others go by path, which keeps big weights out of Python's memory.
         readable = model.for_engine(
             inline="if_fits" if _subgraph_external_constant(model) else False
         )
-        if isinstance(readable, Path):
-            # External weights resolve relative to the file, so hand ONNX Runtime the path; the
-            # fixed shapes are then only enforced by unirun's feed checks, not baked in.
-            source = str(readable)
-        else:
-            proto = fix_input_shapes(readable, target.options.shapes)
+        size = len(model.data)
+
+        def build(proto: Any) -> Any:
             source = model.data if proto is model.proto else proto.SerializeToString()
+            return _session(ort, source, so, target.device, options, "compile", size)
+
         fp16 = target.options.precision == "fp16"
         if fp16:
-            source = to_fp16(model, target.options.shapes, keep_io_types=not options.fp16_io)
-        session = _session(ort, source, so, target.device, options, "compile")
+            converted = to_fp16(model, target.options.shapes, keep_io_types=not options.fp16_io)
+            session = _session(ort, converted, so, target.device, options, "compile", size)
+        elif isinstance(readable, Path):
+            # External weights resolve relative to the file, so hand ONNX Runtime the path; the
+            # fixed shapes are then only enforced by unirun's feed checks, not baked in.
+            session = _session(ort, str(readable), so, target.device, options, "compile", size)
+        else:
+            session = build_with_fixed_shapes(
+                readable, target.options.shapes, build, engine="ONNX Runtime", logger=log
+            )
         inputs = [_spec(arg) for arg in session.get_inputs()]
         outputs = [_spec(arg) for arg in session.get_outputs()]
         del session
         extra: dict[str, Any] = {"providers": _providers(target.device, options)[0]}
-        computed: Precision | None = None
-        if fp16:  # ONNX Runtime wraps ops it has no fp16 kernel for in Casts to fp32: ask it
+        # ONNX Runtime computes in the graph's own types: an fp32 build is fp32 everywhere; an
+        # fp16 build wraps ops it has no fp16 kernel for in Casts to fp32, so ask its graph.
+        computed: Precision | None = "fp32" if target.options.precision == "fp32" else None
+        if fp16:
             computed, extra["fp16_heavy_ops"] = compute_precision(
                 _onnx().load(so.optimized_model_filepath, load_external_data=False)
             )
@@ -194,7 +204,6 @@ class OnnxRuntimeBackend:
         so.graph_optimization_level = getattr(
             ort.GraphOptimizationLevel, _LEVELS[3 if level is None else level]
         )
-        so.log_severity_level = 3
         if compile_options.threads is not None:
             so.intra_op_num_threads = compile_options.threads
         if options.inter_op_threads is not None:
@@ -275,8 +284,16 @@ def _providers(
 
 
 def _session(
-    ort: Any, source: bytes | str, so: Any, device: Device, options: OnnxRuntimeOptions, stage: str
+    ort: Any,
+    source: bytes | str,
+    so: Any,
+    device: Device,
+    options: OnnxRuntimeOptions,
+    stage: str,
+    size: int = 0,
 ) -> Any:
+    """An InferenceSession; ``size`` (bytes of the model) sizes the free-space check made when
+    writing the optimized model fails."""
     providers, provider_options = _providers(device, options)
     if device.kind != "cpu":
         if _CUDA not in ort.get_available_providers():
@@ -291,14 +308,17 @@ def _session(
             so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
     for key, value in options.session_config.items():
         so.add_session_config_entry(key, value)
+    so.log_severity_level = _log.install(ort)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _log.held():
             warnings.simplefilter("ignore")  # ORT warns instead of raising; we check below
             session = ort.InferenceSession(
                 source, sess_options=so, providers=providers, provider_options=provider_options
             )
     except Exception as exc:
-        raise map_error(exc, stage) from exc
+        written = so.optimized_model_filepath
+        full = out_of_space(exc, Path(written).parent, size) if written else None
+        raise (full or map_error(exc, stage)) from exc
     active = session.get_providers()
     if device.kind != "cpu" and (not active or active[0] != _CUDA):
         raise DeviceError(
