@@ -464,3 +464,16 @@ def test_op_check_leaves_inputs_it_cannot_plan_unchecked() -> None:
     assert uc.unsupported_ops(model) == []
     with pytest.raises(uc.InputShapeError):
         uc.translate(model)
+
+
+def test_a_dim_declared_as_minus_one_is_dynamic(harness: Any, rng: np.random.Generator) -> None:
+    # paddle2onnx declares dynamic dims as dim_value -1 (PP-OCR's direction classifier does).
+    model = _small([helper.make_node("Relu", ["x"], ["y"], name="relu")],
+                   {"x": (TensorProto.FLOAT, [-1, 3, 48, 192])})  # fmt: skip
+    shapes = {"x": ((1, 3, 48, 192), (1, 3, 48, 192), (8, 3, 48, 192))}
+    assert uc.unsupported_ops(model, shapes=shapes) == []
+    package = harness.package(model, shapes=shapes)
+    feeds = {"x": rng.standard_normal((5, 3, 48, 192)).astype(F32)}
+    np.testing.assert_array_equal(uc.evaluate(package, feeds)["y"], harness.ort(model, feeds)["y"])
+    with pytest.raises(uc.InputShapeError, match="dynamic dimension"):
+        uc.translate(model)  # no bounds: the usual message, not "the model fixes it to -1"

@@ -74,7 +74,7 @@ def _onnx_dims(value_info: onnx.ValueInfoProto) -> list[int | str | None] | None
         return None
     dims: list[int | str | None] = []
     for d in value_info.type.tensor_type.shape.dim:
-        if d.HasField("dim_value"):
+        if d.HasField("dim_value") and d.dim_value >= 0:  # some exporters write -1: dynamic
             dims.append(int(d.dim_value))
         elif d.HasField("dim_param"):
             dims.append(d.dim_param)

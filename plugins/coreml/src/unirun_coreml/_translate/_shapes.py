@@ -1,10 +1,9 @@
 """What ONNX itself infers about every value's shape, for the input shapes being translated.
 
 ONNX's shape inference with data propagation follows shape arithmetic (``Shape → Gather →
-Concat → Reshape``) through values only known at run time, so it knows the rank of a reshape
-whose target is computed, and often most of its dims. MIL's own type inference gives such a
-reshape fresh symbols for every dim. The translator checks each result against these shapes
-(rank) and pins the static dims MIL lost, so later lowerings see what ONNX sees.
+Concat → Reshape``), so it knows the rank of a reshape whose target is computed at run time.
+The translator holds every lowered result to that rank, so a lowering that gets a rank wrong
+is reported at its own node rather than where a later op trips over it.
 """
 
 from __future__ import annotations
