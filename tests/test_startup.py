@@ -1,10 +1,11 @@
 """Start-up stays cheap: ``import unirun`` loads no third-party package until a public name is
-used. Each check runs in a fresh interpreter, where ``sys.modules`` says what an import really
-loaded."""
+used, ``unirun --help`` imports no command, and a command imports only its own module. Each
+check runs in a fresh interpreter, where ``sys.modules`` says what an import really loaded."""
 
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import os
 import subprocess
@@ -14,8 +15,10 @@ from pathlib import Path
 import pytest
 
 import unirun
+from unirun.cli import _lazy
 
 ROOT = Path(__file__).resolve().parents[1]
+COMMAND_MODULES = sorted(f"unirun.cli.{module}" for module, _ in _lazy.COMMANDS.values())
 
 
 def _fresh(code: str, **env_vars: str) -> object:
@@ -72,3 +75,50 @@ def test_the_lazy_table_and_the_type_checking_imports_name_every_public_name() -
 def test_submodules_stay_reachable_as_attributes_after_a_plain_import() -> None:
     name = _fresh("import json, unirun\nprint(json.dumps(unirun.source.graph_inputs.__name__))")
     assert name == "graph_inputs"
+
+
+def test_help_imports_no_command_and_matches_the_help_of_the_loaded_commands() -> None:
+    lazy = _fresh(
+        "import contextlib, io, json, sys\nfrom unirun.cli import main\nout = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n    main(['--help'])\n"
+        "print(json.dumps([out.getvalue(), sorted(m for m in sys.modules if m in "
+        f"{COMMAND_MODULES!r} or m.split('.')[0] in ('numpy', 'pydantic'))]))"
+    )
+    loaded = _fresh(
+        "import contextlib, io, json\nfrom unirun.cli import app, main\nout = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n    main(['--help'])\n"
+        "print(json.dumps(out.getvalue()))"
+    )
+    assert isinstance(lazy, list)
+    text, imported = lazy
+    assert imported == []
+    assert text == loaded  # the table's summaries are the commands' own first help lines
+    for name in _lazy.COMMANDS:
+        assert f" {name} " in text
+
+
+def test_a_command_imports_its_own_module_only(tmp_path: Path) -> None:
+    imported = _fresh(
+        "import contextlib, io, json, sys\nfrom unirun.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    code = main(['cache', 'info', '--json'])\n"
+        f"print(json.dumps([code, sorted(m for m in sys.modules if m in {COMMAND_MODULES!r})]))",
+        UNIRUN_CACHE_DIR=str(tmp_path),
+    )
+    assert imported == [0, ["unirun.cli._cache"]]
+
+
+def test_the_command_table_lists_every_command_with_its_own_summary() -> None:
+    from typer.main import get_group
+
+    cli_dir = ROOT / "unirun" / "cli"
+    for path in sorted(cli_dir.glob("_*.py")):  # also modules the table does not name
+        importlib.import_module(f"unirun.cli.{path.stem}")
+    from unirun.cli import app
+
+    commands = get_group(app).commands
+    assert list(commands) == list(_lazy.COMMANDS), "add new commands to unirun.cli._lazy.COMMANDS"
+    for name, command in commands.items():
+        assert not isinstance(command, _lazy.Placeholder), name
+        first = " ".join((command.help or "").split("\n\n")[0].split())
+        assert first == _lazy.COMMANDS[name][1], f"the summary of {name!r} in COMMANDS is stale"
