@@ -122,3 +122,13 @@ def test_the_command_table_lists_every_command_with_its_own_summary() -> None:
         assert not isinstance(command, _lazy.Placeholder), name
         first = " ".join((command.help or "").split("\n\n")[0].split())
         assert first == _lazy.COMMANDS[name][1], f"the summary of {name!r} in COMMANDS is stale"
+
+
+def test_pydantic_builds_the_options_validators_on_first_use() -> None:
+    built = _fresh(
+        "import json\nfrom unirun.options import CompileOptions\n"
+        "before = CompileOptions.__pydantic_complete__\n"
+        "opts = CompileOptions(shapes={'x': (1, 3)})\n"
+        "print(json.dumps([before, CompileOptions.__pydantic_complete__, opts.shapes['x'].max]))"
+    )
+    assert built == [False, True, [1, 3]]
