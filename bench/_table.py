@@ -48,7 +48,3 @@ class Section:
         if self.notes:
             parts += [""] + [f"- {note}" for note in self.notes]
         return "\n".join(parts) + "\n"
-
-
-def ratio(ours: float, native: float) -> str:
-    return f"{ours / native:.2f}×" if native > 0 else "n/a"

@@ -41,6 +41,10 @@ class Stats:
             return "n/a"
         return f"{self.median * 1e3:.1f} ({self.low * 1e3:.1f}–{self.high * 1e3:.1f})"
 
+    def times(self) -> str:
+        """As a ratio: ``1.31× (1.25–1.40)``."""
+        return f"{self.median:.2f}× ({self.low:.2f}–{self.high:.2f})"
+
     def us(self) -> str:
         return f"{self.median * 1e6:.2f} ({self.low * 1e6:.2f}–{self.high * 1e6:.2f})"
 
