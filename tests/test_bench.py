@@ -70,6 +70,14 @@ def test_the_quick_report_runs_every_benchmark_and_writes_every_section(tmp_path
     assert not re.search(r"\bnan\b", text), "a figure came out as NaN"
 
 
+def test_the_committed_performance_page_has_every_section_and_says_how_to_regenerate() -> None:
+    text = PAGE.read_text()
+    assert COMMAND in text
+    assert "smoke run" not in text.split("Measured on:")[1], "the page holds a --quick run"
+    missing = [item for item in (*SECTIONS, *ALWAYS) if item not in text]
+    assert not missing, f"regenerate docs/performance.md ({COMMAND}); it lacks {missing}"
+
+
 def test_an_unknown_section_is_refused() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.report", "--only", "hot-path,warp-drive"],
