@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import json
 import os
 import subprocess
@@ -120,8 +121,9 @@ def test_the_command_table_lists_every_command_with_its_own_summary() -> None:
     assert list(commands) == list(_lazy.COMMANDS), "add new commands to unirun.cli._lazy.COMMANDS"
     for name, command in commands.items():
         assert not isinstance(command, _lazy.Placeholder), name
-        first = " ".join((command.help or "").split("\n\n")[0].split())
-        assert first == _lazy.COMMANDS[name][1], f"the summary of {name!r} in COMMANDS is stale"
+        # The root help shows a command's first paragraph with its line breaks.
+        first = inspect.cleandoc(command.help or "").split("\n\n")[0].strip()
+        assert _lazy.COMMANDS[name][1] == first, f"set COMMANDS[{name!r}] to (…, {first!r})"
 
 
 def test_pydantic_builds_the_options_validators_on_first_use() -> None:

@@ -10,8 +10,9 @@ from typing import Any
 
 from typer.core import TyperCommand, TyperGroup
 
-#: Every command, in help order: the module that registers it on ``app`` and the first line of
-#: its help, as ``unirun --help`` shows it. tests/test_cli.py checks both against the commands.
+#: Every command, in help order: the module that registers it on ``app`` and the first paragraph
+#: of its help, line breaks included, as ``unirun --help`` shows it. tests/test_startup.py checks
+#: both against the commands themselves.
 COMMANDS: dict[str, tuple[str, str]] = {
     "backends": (
         "_backends",
