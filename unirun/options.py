@@ -27,7 +27,7 @@ class ShapeRange(BaseModel):
     EnumeratedShapes) do, the others treat it as the bounds.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     min: tuple[int, ...]
     opt: tuple[int, ...]
@@ -125,7 +125,7 @@ def _shape_range(value: Any) -> Any:
 class CompileOptions(BaseModel):
     """What to build, in engine-neutral terms. ``None`` means "the engine's default"."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     precision: Precision = Field(
         default="fp32", description="Compute precision of floating-point math."

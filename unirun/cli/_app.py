@@ -16,9 +16,11 @@ from rich.markup import escape as escape_markup
 from .._version import __version__
 from ..device import Device
 from ..errors import UnirunError
+from ._lazy import LazyGroup
 
 app = typer.Typer(
     name="unirun",
+    cls=LazyGroup,  # imports a command's module only when it runs
     help="Run ONNX models on any inference engine: ONNX Runtime, OpenVINO, TensorRT, Core ML.",
     no_args_is_help=True,
     rich_markup_mode="rich",
