@@ -313,9 +313,8 @@ def test_precision_substitution_is_reported_and_refused_when_strict(
             ReferenceBackend.capabilities, precisions=("fp32", "fp16")
         )
 
-        def compile(self, model: Any, target: Any) -> Any:
-            artifact = super().compile(model, target)
-            return target.finish(artifact.inputs, artifact.outputs, precision="fp32")
+        def compile(self, model: Any, request: Any) -> Any:
+            return dataclasses.replace(super().compile(model, request), precision="fp32")
 
     unirun.register_backend(Substituting())
     try:

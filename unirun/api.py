@@ -4,35 +4,25 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import statistics
-import tempfile
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from . import _registry
+from ._build import Build
+from ._match import load_artifact, open_model
 from .artifact import MANIFEST_NAME, Artifact
-from .backend import Backend, DeviceInfo, Target
-from .cache import CacheStatus, CompileCache, build_key
 from .device import Device
-from .errors import (
-    ArtifactError,
-    BackendNotFoundError,
-    CompileError,
-    OptionsError,
-    UnirunError,
-)
+from .errors import BackendNotFoundError, OptionsError, UnirunError
 from .model import Model
-from .options import CompileOptions, options_error
-from .source import OnnxModel, check_shapes
+from .source import OnnxModel
 from .tensor import random_feeds
 
 __all__ = ["compile", "load", "predict"]
@@ -80,7 +70,7 @@ def load(
                 "(its manifest fixes them); compile the ONNX model with these options instead"
             )
         _check_precision(artifact, strict_precision)
-        return _load_artifact(artifact, backend, Device.parse(device), cache)
+        return load_artifact(artifact, backend, Device.parse(device), cache)
     if backend == "fastest":
         return _fastest(
             source,
@@ -93,10 +83,10 @@ def load(
             cache,
             strict_precision,
         )
-    build = _Build(source, backend, device, precision, shapes, options, threads, optimization_level)
+    build = Build(source, backend, device, precision, shapes, options, threads, optimization_level)
     artifact, status = build.run(cache)
     _check_precision(artifact, strict_precision)
-    return _open(build.name, build.backend, build.device.device, artifact, status, cache)
+    return open_model(build.name, build.backend, build.device, artifact, status, cache)
 
 
 def compile(
@@ -116,7 +106,7 @@ def compile(
 
     Works for backends that can compile here without running (Core ML on Linux). Precision
     substitution is reported as for :func:`load`."""
-    build = _Build(
+    build = Build(
         source,
         backend,
         device,
@@ -182,155 +172,7 @@ def _source_key(source: Source) -> tuple[Any, ...]:
     return ("model", OnnxModel.from_source(source).sha256)
 
 
-# -- compile -----------------------------------------------------------------------------------
-
-
-class _Build:
-    """One resolved compile request: model read, backend and device chosen, options checked."""
-
-    def __init__(
-        self,
-        source: Source,
-        backend: str,
-        device: str | Device,
-        precision: str,
-        shapes: Mapping[str, Any] | None,
-        options: Mapping[str, Any] | BaseModel | None,
-        threads: int | None,
-        optimization_level: int | None,
-        *,
-        for_compile: bool = False,
-    ) -> None:
-        self.model = OnnxModel.from_source(source)
-        self.name, self.backend, self.device = _registry.select(
-            backend, Device.parse(device), for_compile=for_compile
-        )
-        self.options, self.plugin_options = _options(
-            self.name, self.backend, precision, shapes, options, threads, optimization_level
-        )
-        check_shapes(self.model.inputs, self.options.shapes)
-        _check_dynamic(self.name, self.backend, self.model, self.options)
-        probe, _, plugin_version = _registry.describe(self.name)
-        self.stamp = {
-            "backend": self.name,
-            "plugin_version": plugin_version or getattr(self.backend, "plugin_version", "unknown"),
-            "api_version": self.backend.api_version,
-            "runtime_version": probe.version,
-            "device_identity": self.device.identity,
-            "source_sha256": self.model.sha256,
-        }
-
-    def run(self, cache: bool | str | os.PathLike[str]) -> tuple[Artifact, CacheStatus]:
-        if cache is False:
-            staging = Path(tempfile.mkdtemp(prefix="unirun-build-"))
-            try:
-                # The engine's own cache must not land among the payload files.
-                with tempfile.TemporaryDirectory(prefix="unirun-engine-") as scratch:
-                    artifact = self._compile(staging, Path(scratch))
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
-            weakref.finalize(artifact, shutil.rmtree, staging, True)
-            return artifact, "off"
-        store = CompileCache(None if cache is True else Path(cache))
-        key = build_key(
-            {
-                **self.stamp,
-                "device": str(self.device.device),
-                "options": self.options.model_dump(mode="json"),
-            }
-        )
-        engine_dir = store.engine_dir(self.name)
-        return store.get_or_build(key, lambda staging: self._compile(staging, engine_dir))
-
-    def _compile(self, staging: Path, engine_dir: Path) -> Artifact:
-        target = Target(
-            self.device.device, self.options, self.plugin_options, staging, engine_dir, self.stamp
-        )
-        started = time.perf_counter()
-        try:
-            artifact = self.backend.compile(self.model, target)
-        except UnirunError:
-            raise
-        except Exception as exc:
-            raise CompileError(
-                f"backend {self.name!r} failed to compile the model: {type(exc).__name__}: {exc}"
-            ) from exc
-        if not isinstance(artifact, Artifact):
-            raise CompileError(
-                f"backend {self.name!r} returned {type(artifact).__name__} from "
-                "compile(), not an Artifact; this is a plugin bug"
-            )
-        log.info(
-            "compiled with %s for %s in %.2fs",
-            self.name,
-            self.device.device,
-            time.perf_counter() - started,
-        )
-        return artifact
-
-
-def _options(
-    name: str,
-    backend: Backend,
-    precision: str,
-    shapes: Mapping[str, Any] | None,
-    options: Mapping[str, Any] | BaseModel | None,
-    threads: int | None,
-    optimization_level: int | None,
-) -> tuple[CompileOptions, BaseModel | None]:
-    model_cls: type[BaseModel] | None = getattr(backend, "options_model", None)
-    plugin: BaseModel | None = None
-    if isinstance(options, BaseModel):
-        if model_cls is not None and not isinstance(options, model_cls):
-            raise OptionsError(
-                f"backend {name!r} takes {model_cls.__name__} options, not {type(options).__name__}"
-            )
-        plugin = options
-    elif model_cls is not None:
-        try:
-            plugin = model_cls.model_validate(dict(options or {}))
-        except ValidationError as exc:
-            raise options_error(exc, f"options for backend {name!r}") from None
-    elif options:
-        raise OptionsError(f"backend {name!r} takes no options; got {', '.join(options)}")
-    try:
-        compile_options = CompileOptions(
-            precision=precision,  # type: ignore[arg-type]
-            shapes=shapes or {},  # type: ignore[arg-type]
-            threads=threads,
-            optimization_level=optimization_level,
-            backend_options=plugin.model_dump(mode="json") if plugin is not None else {},
-        )
-    except ValidationError as exc:
-        raise options_error(exc, "compile options") from None
-    if compile_options.precision not in backend.capabilities.precisions:
-        raise OptionsError(
-            f"backend {name!r} does not support precision {compile_options.precision!r}; it "
-            f"supports {', '.join(backend.capabilities.precisions)}"
-        )
-    return compile_options, plugin
-
-
-def _check_dynamic(name: str, backend: Backend, model: OnnxModel, options: CompileOptions) -> None:
-    mode = backend.capabilities.dynamic_shapes
-    if mode == "free":
-        return
-    needs = []
-    for spec in model.inputs:
-        bounds = options.shapes.get(spec.name)
-        dynamic = spec.shape is None or any(isinstance(d, str) for d in spec.shape)
-        if dynamic and (bounds is None or (mode == "static" and not bounds.is_fixed)):
-            needs.append(str(spec))
-    if needs:
-        what = "a fixed shape" if mode == "static" else "shapes bounds (min, opt, max)"
-        raise OptionsError(
-            f"backend {name!r} needs {what} for every dynamic input; give shapes= for: "
-            f"{'; '.join(needs)}"
-        )
-
-
-# -- load --------------------------------------------------------------------------------------
+# -- load ------------------------------------------------------------------------------------
 
 
 def _as_artifact(source: Source) -> Artifact | None:
@@ -340,107 +182,6 @@ def _as_artifact(source: Source) -> Artifact | None:
     if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         return Artifact.open(source)
     return None
-
-
-def _load_artifact(
-    artifact: Artifact, backend: str, device: Device, cache: bool | str | os.PathLike[str]
-) -> Model:
-    manifest = artifact.manifest
-    if backend not in ("auto", manifest.backend):
-        raise ArtifactError(
-            f"the artifact was built for backend {manifest.backend!r}, not {backend!r}; "
-            "compile the ONNX model for that backend instead",
-            field="backend",
-        )
-    be = _registry.get_backend(manifest.backend)
-    probe, devices, _ = _registry.describe(manifest.backend)
-    if manifest.api_version != be.api_version:
-        raise ArtifactError(
-            f"the artifact was built through plugin API {manifest.api_version}; the installed "
-            f"{manifest.backend} plugin speaks {be.api_version}: recompile it",
-            field="api_version",
-        )
-    if be.capabilities.pins_runtime_version and manifest.runtime_version != probe.version:
-        raise ArtifactError(
-            f"the artifact was built with {manifest.backend} {manifest.runtime_version}, but "
-            f"{probe.version} is installed; recompile it (field runtime_version)",
-            field="runtime_version",
-        )
-    built_on = Device.parse(manifest.device)
-    info = _artifact_device(
-        manifest.backend, be, built_on, device, devices, manifest.device_identity
-    )
-    return _open(manifest.backend, be, info.device, artifact, "artifact", cache)
-
-
-def _artifact_device(
-    name: str,
-    backend: Backend,
-    built_on: Device,
-    request: Device,
-    devices: tuple[DeviceInfo, ...],
-    identity: str,
-) -> DeviceInfo:
-    if built_on.kind == "auto":
-        # Built for "the engine chooses": the artifact holds nothing device-specific, so any
-        # device the backend has may load it (Core ML picks compute units at load time).
-        return (
-            DeviceInfo(built_on)
-            if request.kind == "auto"
-            else _registry.pick_device(name, backend, request)
-        )
-    if request.kind not in ("auto", built_on.kind):
-        raise ArtifactError(
-            f"the artifact was built for device {built_on}, not {request}; compile the ONNX "
-            "model for that device instead",
-            field="device",
-        )
-    want = Device(built_on.kind, request.index if request.index is not None else built_on.index)
-    for info in devices:
-        if want.matches(info.device):
-            if identity and info.identity and info.identity != identity:
-                raise ArtifactError(
-                    f"the artifact was built for {identity!r}, but {info.device} here is "
-                    f"{info.identity!r} (field device_identity); recompile it on this machine",
-                    field="device_identity",
-                )
-            return info
-    have = ", ".join(str(i.device) for i in devices) or "none"
-    raise ArtifactError(
-        f"the artifact needs device {want} of backend {name!r}, which is not available here "
-        f"(available: {have})",
-        field="device",
-    )
-
-
-def _open(
-    name: str,
-    backend: Backend,
-    device: Device,
-    artifact: Artifact,
-    status: CacheStatus,
-    cache: bool | str | os.PathLike[str],
-) -> Model:
-    engine_dir = None
-    if cache is not False:
-        engine_dir = CompileCache(None if cache is True else Path(cache)).engine_dir(name)
-    try:
-        executable = backend.load(artifact, device, cache_dir=engine_dir)
-    except UnirunError:
-        raise
-    except Exception as exc:
-        raise ArtifactError(
-            f"backend {name!r} failed to load the artifact at {artifact.directory}: "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
-    return Model(
-        backend=name,
-        device=device,
-        executable=executable,
-        capabilities=backend.capabilities,
-        artifact=artifact,
-        cache_status=status,
-    )
 
 
 # -- backend="fastest" --------------------------------------------------------------------------
@@ -467,12 +208,12 @@ def _fastest(
     best: Model | None = None
     for name in names:
         try:
-            build = _Build(
+            build = Build(
                 model, name, device, precision, shapes, options, threads, optimization_level
             )
             artifact, status = build.run(cache)
             _check_precision(artifact, strict_precision)
-            candidate = _open(name, build.backend, build.device.device, artifact, status, cache)
+            candidate = open_model(name, build.backend, build.device, artifact, status, cache)
         except UnirunError as exc:
             log.info("fastest: skipping %s: %s", name, exc)
             continue

@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,7 +21,7 @@ from .options import CompileOptions, Precision
 from .tensor import TensorSpec
 
 if TYPE_CHECKING:
-    from .backend import Target
+    from .backend import CompileResult
 
 __all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "Artifact", "Manifest", "PayloadFile"]
 
@@ -66,6 +66,8 @@ class Manifest(BaseModel):
     plugin_version: str
     api_version: int
     runtime_version: str | None
+    #: ``Capabilities.artifact_format`` of the plugin that built it (checked at load).
+    artifact_format: str = ""
     device: str
     device_identity: str = ""
     options: CompileOptions
@@ -201,30 +203,30 @@ class Artifact:
         return dest
 
     @classmethod
-    def _from_build(
+    def _seal(
         cls,
-        target: Target,
-        inputs: Sequence[TensorSpec],
-        outputs: Sequence[TensorSpec],
-        extra: Mapping[str, Any],
-        precision: Precision | None = None,
+        directory: Path,
+        stamp: Mapping[str, Any],
+        options: CompileOptions,
+        result: CompileResult,
     ) -> Artifact:
-        directory = target.directory
+        """Checksum the payload a plugin wrote to ``directory`` and write the manifest (the
+        core's job: plugins never see manifests)."""
         files = []
         for file in sorted(p for p in directory.rglob("*") if p.is_file()):
             rel = file.relative_to(directory).as_posix()
             if rel != MANIFEST_NAME:
                 files.append(PayloadFile(path=rel, size=file.stat().st_size, sha256=_sha256(file)))
+        precision = result.precision
         try:
             manifest = Manifest(
-                **target._stamp,
-                device=str(target.device),
-                options=target.options,
-                computed_precision=None if precision == target.options.precision else precision,
-                inputs=[SpecModel(**s.to_json()) for s in inputs],
-                outputs=[SpecModel(**s.to_json()) for s in outputs],
+                **stamp,
+                options=options,
+                computed_precision=None if precision == options.precision else precision,
+                inputs=[SpecModel(**s.to_json()) for s in result.inputs],
+                outputs=[SpecModel(**s.to_json()) for s in result.outputs],
                 files=files,
-                extra=dict(extra),
+                extra=dict(result.extra),
                 unirun_version=__version__,
                 created=datetime.now(timezone.utc),
             )

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .backend import Capabilities, Context, Executable, SupportsContexts, ThreadSafety
+from ._calls import map_engine_error
+from .backend import Capabilities, Context, Executable, ThreadSafety
 from .device import Device
-from .errors import InferenceError, InputError, ModelClosedError, UnirunError
+from .errors import InferenceError, InputError, ModelClosedError
 from .options import CompileOptions, ShapeRange
 from .tensor import TensorSpec, as_array
 
@@ -80,6 +81,7 @@ class Model:
         capabilities: Capabilities,
         artifact: Artifact,
         cache_status: CacheStatus,
+        error_mapper: object = None,
     ) -> None:
         self.backend = backend
         self.device = device
@@ -90,6 +92,7 @@ class Model:
         self.inputs: list[TensorSpec] = list(executable.inputs)
         self.outputs: list[TensorSpec] = list(executable.outputs)
         self._executable = executable
+        self._mapper = error_mapper
         shapes = self.options.shapes
         self._slots = tuple(_Slot(spec, shapes.get(spec.name)) for spec in self.inputs)
         self._by_name = {slot.name: slot for slot in self._slots}
@@ -116,12 +119,11 @@ class Model:
         feeds = self._feeds(inputs)
         try:
             results = self._run(feeds)
-        except UnirunError:
-            raise
         except Exception as exc:
-            raise InferenceError(
-                f"backend {self.backend!r} failed while running: {type(exc).__name__}: {exc}"
-            ) from exc
+            error = map_engine_error(self.backend, self._mapper, "run", exc)
+            if error is exc:
+                raise
+            raise error from exc
         names = self._output_names
         if len(results) != len(names):
             raise InferenceError(
@@ -214,15 +216,12 @@ class Model:
                 )
             return self._pool
 
-    def _make_runner(self, executable: Executable, safety: ThreadSafety) -> Runner:
+    def _make_runner(self, executable: Any, safety: ThreadSafety) -> Runner:
+        # The core checked at load that the executable has what its thread safety needs.
         if safety is ThreadSafety.CONCURRENT:
-            return executable.infer
+            concurrent: Runner = executable.infer
+            return concurrent
         if safety is ThreadSafety.CONTEXTS:
-            if not isinstance(executable, SupportsContexts):
-                raise UnirunError(
-                    f"backend {self.backend!r} declares thread_safety=contexts but its "
-                    "executable has no create_context(); this is a plugin bug"
-                )
             free = self._contexts
             create = executable.create_context
 
@@ -238,7 +237,7 @@ class Model:
 
             return run_pooled
         lock = threading.Lock()
-        infer = executable.infer
+        infer: Runner = executable.infer
 
         def run_serial(feeds: Mapping[str, Array]) -> Sequence[Array]:
             with lock:

@@ -1,0 +1,150 @@
+"""Loading: an artifact matched against the installed backend and the devices here, then handed
+to the plugin as a :class:`~unirun.backend.LoadRequest`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+from . import _registry
+from ._build import CacheArg, plugin_options
+from ._calls import plugin_call
+from .artifact import Artifact
+from .backend import (
+    Backend,
+    DeviceInfo,
+    Executable,
+    LoadRequest,
+    SupportsContexts,
+    SupportsInfer,
+    ThreadSafety,
+)
+from .cache import CacheStatus, CompileCache
+from .device import Device
+from .errors import ArtifactError, PluginIncompatibleError
+from .model import Model
+
+__all__ = ["load_artifact", "open_model"]
+
+
+def load_artifact(artifact: Artifact, backend: str, device: Device, cache: CacheArg) -> Model:
+    """Load a saved (verified) artifact: the manifest fixes backend, options and device kind."""
+    manifest = artifact.manifest
+    if backend not in ("auto", manifest.backend):
+        raise ArtifactError(
+            f"the artifact was built for backend {manifest.backend!r}, not {backend!r}; "
+            "compile the ONNX model for that backend instead",
+            field="backend",
+        )
+    be = _registry.get_backend(manifest.backend)
+    probe, devices, _ = _registry.describe(manifest.backend)
+    if manifest.api_version != be.api_version:
+        raise ArtifactError(
+            f"the artifact was built through plugin API {manifest.api_version}; the installed "
+            f"{manifest.backend} plugin speaks {be.api_version}: recompile it",
+            field="api_version",
+        )
+    format_now = be.capabilities.artifact_format
+    if manifest.artifact_format and manifest.artifact_format != format_now:
+        raise ArtifactError(
+            f"the artifact holds a {manifest.artifact_format!r} payload, but the installed "
+            f"{manifest.backend} plugin reads {format_now!r}: recompile it",
+            field="artifact_format",
+        )
+    if be.capabilities.pins_runtime_version and manifest.runtime_version != probe.version:
+        raise ArtifactError(
+            f"the artifact was built with {manifest.backend} {manifest.runtime_version}, but "
+            f"{probe.version} is installed; recompile it (field runtime_version)",
+            field="runtime_version",
+        )
+    built_on = Device.parse(manifest.device)
+    info = _artifact_device(
+        manifest.backend, be, built_on, device, devices, manifest.device_identity
+    )
+    return open_model(manifest.backend, be, info, artifact, "artifact", cache)
+
+
+def _artifact_device(
+    name: str,
+    backend: Backend,
+    built_on: Device,
+    request: Device,
+    devices: tuple[DeviceInfo, ...],
+    identity: str,
+) -> DeviceInfo:
+    if built_on.kind == "auto":
+        # Built for "the engine chooses": the artifact holds nothing device-specific, so any
+        # device the backend has may load it (Core ML picks compute units at load time).
+        return (
+            DeviceInfo(built_on)
+            if request.kind == "auto"
+            else _registry.pick_device(name, backend, request)
+        )
+    if request.kind != "auto" and not request.matches(Device(built_on.kind, request.index)):
+        raise ArtifactError(
+            f"the artifact was built for device {built_on}, not {request}; compile the ONNX "
+            "model for that device instead",
+            field="device",
+        )
+    want = Device(built_on.kind, request.index if request.index is not None else built_on.index)
+    for info in devices:
+        if want.matches(info.device):
+            if identity and info.identity and info.identity != identity:
+                raise ArtifactError(
+                    f"the artifact was built for {identity!r}, but {info.device} here is "
+                    f"{info.identity!r} (field device_identity); recompile it on this machine",
+                    field="device_identity",
+                )
+            return info
+    have = ", ".join(str(i.device) for i in devices) or "none"
+    raise ArtifactError(
+        f"the artifact needs device {want} of backend {name!r}, which is not available here "
+        f"(available: {have})",
+        field="device",
+    )
+
+
+def open_model(
+    name: str,
+    backend: Backend,
+    device: DeviceInfo,
+    artifact: Artifact,
+    status: CacheStatus,
+    cache: CacheArg,
+) -> Model:
+    """Hand a verified artifact to the plugin and wrap what it returns in a :class:`Model`."""
+    manifest = artifact.manifest
+    engine_dir = None
+    if cache is not False:
+        engine_dir = CompileCache(None if cache is True else Path(cache)).engine_dir(name)
+    request = LoadRequest(
+        device=device,
+        options=manifest.options,
+        plugin_options=plugin_options(name, backend, manifest.options.backend_options),
+        extra=manifest.extra,
+        inputs=artifact.inputs,
+        outputs=artifact.outputs,
+        built_with=manifest.runtime_version,
+        built_for=Device.parse(manifest.device),
+        cache_dir=engine_dir,
+        file=artifact.path,
+    )
+    with plugin_call(name, backend, "load"):
+        executable: object = backend.load(request)
+    safety = backend.capabilities.thread_safety
+    needs = SupportsContexts if safety is ThreadSafety.CONTEXTS else SupportsInfer
+    if not isinstance(executable, needs):
+        method = "create_context()" if safety is ThreadSafety.CONTEXTS else "infer(feeds)"
+        raise PluginIncompatibleError(
+            f"backend plugin {name!r} declares thread_safety={safety.value} but its executable "
+            f"({type(executable).__name__}) has no {method}; this is a plugin bug"
+        )
+    return Model(
+        backend=name,
+        device=device.device,
+        executable=cast(Executable, executable),
+        capabilities=backend.capabilities,
+        artifact=artifact,
+        cache_status=status,
+        error_mapper=backend,
+    )
