@@ -9,7 +9,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -100,9 +100,9 @@ def test_an_optional_method_with_a_wrong_signature_is_refused(registered: list[s
 def test_capabilities_must_be_the_contract_type(registered: list[str]) -> None:
     class Plain(ReferenceBackend):
         name = "plaincaps"
-        capabilities = {"device_kinds": ("cpu",)}  # type: ignore[assignment]
+        capabilities: ClassVar[Any] = {"device_kinds": ("cpu",)}
 
-    with pytest.raises(PluginIncompatibleError, match="not unirun.backend.Capabilities"):
+    with pytest.raises(PluginIncompatibleError, match=r"not unirun\.backend\.Capabilities"):
         unirun.register_backend(Plain())
 
 
@@ -148,7 +148,7 @@ def test_register_backend_accepts_a_lazy_path(
     with unirun.load(cnn_path, backend="lazy", cache=False) as model:
         assert model.backend == "lazy"
     assert "lazy_engine" in sys.modules
-    with pytest.raises(PluginIncompatibleError, match="'package.module:Factory'"):
+    with pytest.raises(PluginIncompatibleError, match=r"'package\.module:Factory'"):
         unirun.register_backend("no_colon_here", name="x")
 
 
@@ -340,7 +340,7 @@ def test_without_a_mapper_each_stage_has_its_default_type(
         with pytest.raises(InferenceError, match="ZeroDivisionError") as info:
             model(np.ones((1, 3, 8, 8), np.float32))
         assert isinstance(info.value.__cause__, ZeroDivisionError)
-    with pytest.raises(CompileError, match="'compilefails' failed to compile.*disk on fire"):
+    with pytest.raises(CompileError, match=r"'compilefails' failed to compile.*disk on fire"):
         unirun.load(cnn_path, backend="compilefails", cache=False)
 
 

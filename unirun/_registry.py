@@ -296,7 +296,7 @@ def _signature_problem(function: Any, method: str, args: tuple[str, ...]) -> str
 
 
 def _param(p: inspect.Parameter) -> str:
-    prefix = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "")
+    prefix = "*" if p.kind is p.VAR_POSITIONAL else "**" if p.kind is p.VAR_KEYWORD else ""
     return f"{prefix}{p.name}" + ("=…" if p.default is not p.empty else "")
 
 
