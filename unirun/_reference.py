@@ -7,7 +7,7 @@ any backend (``unirun compare MODEL -b onnxruntime,reference``). It is never cho
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -80,6 +80,15 @@ class ReferenceBackend:
 
         proto = onnx.load(str(request.file(PAYLOAD)))
         return ReferenceExecutable(_evaluator(proto), proto)
+
+    def native_runner(
+        self, model: bytes, device: Device
+    ) -> Callable[[Mapping[str, np.ndarray[Any, Any]]], Sequence[np.ndarray[Any, Any]]]:
+        """``onnx.reference.ReferenceEvaluator`` on its own, for the node-suite baseline."""
+        from onnx.reference import ReferenceEvaluator
+
+        evaluator = ReferenceEvaluator(model)
+        return lambda feeds: list(evaluator.run(None, dict(feeds)))
 
     def map_error(self, exc: BaseException, stage: Stage) -> UnirunError | None:
         if stage == "run":

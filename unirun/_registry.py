@@ -377,6 +377,15 @@ def get_backend(name: str, *, for_compile: bool = False) -> Backend:
     return backend
 
 
+def backend_object(name: str) -> Backend:
+    """The backend object called ``name``, available here or not (``probe()`` says which);
+    ``BackendNotFoundError`` or ``PluginIncompatibleError`` if there is none to talk to."""
+    entry = _all_entries().get(name)
+    if entry is None:
+        raise BackendNotFoundError(f"no backend named {name!r} is installed")
+    return _materialise(entry)
+
+
 def describe(name: str) -> tuple[Probe, tuple[DeviceInfo, ...], str | None]:
     """Probe result, devices and plugin version of an available backend."""
     entry = _all_entries()[name]

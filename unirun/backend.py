@@ -266,10 +266,13 @@ class LoadRequest:
 
 @dataclass(frozen=True)
 class Finding:
-    """One line of ``unirun doctor``: what was checked, whether it is fine, and the fix."""
+    """One line of ``unirun doctor``: what was checked, whether it is fine, and the fix.
+
+    ``ok`` is None for a plain fact (a library's version); False fails the doctor run when the
+    user asked for this backend or device, and warns otherwise."""
 
     check: str
-    ok: bool
+    ok: bool | None
     detail: str = ""
     fix: str = ""
 
