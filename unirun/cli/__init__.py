@@ -5,7 +5,7 @@ from __future__ import annotations
 
 # Imported for their side effect: each registers its command(s) on ``app``, in help order.
 # isort: off
-from . import _backends, _doctor, _inspect, _compile, _run, _bench, _compare, _cache  # noqa: F401
+from . import _backends, _doctor, _inspect, _compile, _run, _bench, _compare, _cache, _new  # noqa: F401
 
 # isort: on
 from ._app import app, main
