@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 import logging
 import os
 import threading
@@ -13,8 +12,9 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from . import device as _device_vocabulary
-from .backend import API_VERSION, Backend, Capabilities, DeviceInfo, Probe
-from .device import DEVICE_KINDS, Device, register_device_kind
+from ._admission import capabilities_problem, contract_problem, version_problem
+from .backend import Backend, Capabilities, DeviceInfo, Probe
+from .device import Device, register_device_kind
 from .errors import (
     BackendNotFoundError,
     BackendUnavailableError,
@@ -208,9 +208,9 @@ def _materialise(entry: _Entry) -> Backend:
 
 def _admit(entry: _Entry, obj: Any) -> None:
     """Check ``obj`` against the contract, register its device kinds, and keep it."""
-    problem = _version_problem(entry, obj) or _contract_problem(obj)
+    problem = version_problem(obj, entry.install) or contract_problem(obj)
     if problem is None:
-        problem = _capabilities_problem(obj.capabilities)
+        problem = capabilities_problem(obj.capabilities)
     if problem is not None:
         raise PluginIncompatibleError(f"backend plugin {entry.name!r} {problem}")
     for kind, description in obj.capabilities.new_device_kinds.items():
@@ -218,100 +218,8 @@ def _admit(entry: _Entry, obj: Any) -> None:
     entry.backend = obj
 
 
-def _version_problem(entry: _Entry, obj: Any) -> str | None:
-    """A plugin for another contract API is refused with the upgrade to make (checked first:
-    its methods then do not fit either, and the version says why)."""
-    version = getattr(obj, "api_version", None)
-    if not isinstance(version, int) or version == API_VERSION:
-        return None
-    fix = (
-        "upgrade unirun: pip install -U unirun"
-        if version > API_VERSION
-        else f"upgrade the plugin: {entry.install or 'pip install -U <plugin>'}"
-    )
-    return f"implements contract API {version}, but this unirun speaks API {API_VERSION}; {fix}"
-
-
 def _is_factory(obj: Any) -> bool:
     return callable(obj) and (isinstance(obj, type) or not hasattr(obj, "probe"))
-
-
-#: Each method the core calls, with the arguments it passes (positionally), after ``self``.
-_METHODS: dict[str, tuple[str, ...]] = {
-    "probe": (),
-    "devices": (),
-    "compile": ("model", "request"),
-    "load": ("request",),
-}
-#: Optional methods, checked the same way when a plugin has them.
-_OPTIONAL: dict[str, tuple[str, ...]] = {
-    "map_error": ("exc", "stage"),
-    "unsupported_ops": ("model", "device"),
-    "diagnose": ("device",),
-    "native_runner": ("model", "device"),
-}
-
-
-def _contract_problem(obj: Any) -> str | None:
-    missing = [
-        a
-        for a in ("name", "api_version", "capabilities", "options_model", *_METHODS)
-        if not hasattr(obj, a)
-    ]
-    if missing:
-        return f"does not implement the Backend contract (missing {', '.join(missing)})"
-    if not isinstance(obj.api_version, int):
-        return "declares a non-integer api_version"
-    if not isinstance(obj.capabilities, Capabilities):
-        return (
-            f"declares capabilities of type {type(obj.capabilities).__name__}, not "
-            "unirun.backend.Capabilities"
-        )
-    checks = {**_METHODS, **{m: a for m, a in _OPTIONAL.items() if hasattr(obj, m)}}
-    for method, args in checks.items():
-        problem = _signature_problem(getattr(obj, method), method, args)
-        if problem:
-            return problem
-    return None
-
-
-def _signature_problem(function: Any, method: str, args: tuple[str, ...]) -> str | None:
-    """Whether ``function`` (bound) accepts exactly ``args`` positionally."""
-    expected = f"{method}({', '.join(args)})"
-    if not callable(function):
-        return f"has a {method} attribute that is not a method; the contract needs {expected}"
-    try:
-        signature = inspect.signature(function)
-    except (TypeError, ValueError):
-        return None  # a builtin or extension method: cannot be checked, trust it
-    try:
-        signature.bind(*args)
-    except TypeError:
-        have = ", ".join(_param(p) for p in signature.parameters.values())
-        return (
-            f"has {method}({have}), which does not fit the contract's {expected} "
-            f"(API {API_VERSION}); update the plugin to the contract in unirun.backend"
-        )
-    return None
-
-
-def _param(p: inspect.Parameter) -> str:
-    prefix = "*" if p.kind is p.VAR_POSITIONAL else "**" if p.kind is p.VAR_KEYWORD else ""
-    return f"{prefix}{p.name}" + ("=…" if p.default is not p.empty else "")
-
-
-def _capabilities_problem(caps: Capabilities) -> str | None:
-    unknown = [
-        kind
-        for kind in caps.device_kinds
-        if kind not in DEVICE_KINDS and kind not in caps.new_device_kinds
-    ]
-    if unknown:
-        return (
-            f"declares device kind(s) {', '.join(map(repr, unknown))} that unirun does not know; "
-            "describe new kinds in Capabilities.new_device_kinds"
-        )
-    return None
 
 
 def _discover_device_kinds() -> None:
