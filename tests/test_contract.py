@@ -404,3 +404,22 @@ def test_entry_points_are_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
     unirun.backends()
     assert len(calls) == 1
     _registry._reset()
+
+
+def test_a_device_only_an_unranked_backend_drives_says_to_name_it(
+    registered: list[str], cnn_path: Path
+) -> None:
+    class Unranked(ReferenceBackend):
+        name = "unranked"
+        capabilities = dataclasses.replace(
+            ReferenceBackend.capabilities,
+            device_kinds=("npu",),
+            priority={},
+        )
+
+        def devices(self) -> list[DeviceInfo]:
+            return [DeviceInfo(Device("npu", 0))]
+
+    _register(registered, Unranked())
+    with pytest.raises(DeviceError, match=r"unranked can run on device npu but never is chosen"):
+        unirun.load(cnn_path, device="npu", cache=False)

@@ -385,6 +385,19 @@ def select(
                 "no usable backend is installed; install the default one: "
                 f"{KNOWN_PLUGINS['onnxruntime']} (see `unirun backends`)"
             )
+        by_name = [
+            name
+            for name, entry in _all_entries().items()
+            if entry.backend is not None
+            and entry.devices is not None
+            and any(device.matches(i.device) for i in entry.devices)
+        ]
+        if by_name:
+            raise DeviceError(
+                f"{', '.join(by_name)} can run on device {device} but never "
+                f"{'is' if len(by_name) == 1 else 'are'} chosen automatically; name it: "
+                f"backend={by_name[0]!r}"
+            )
         raise DeviceError(
             f"no installed backend can run on device {device}; available: {', '.join(seen)}"
         )
