@@ -151,7 +151,8 @@ def test_importing_unirun_and_its_cli_imports_nothing_heavy() -> None:
 def test_backends_table_names_versions_and_install_commands() -> None:
     out = ok("backends")
     assert "onnxruntime" in out and "available" in out
-    assert "pip install 'unirun-tensorrt[tensorrt]'" in out or "tensorrt" not in out
+    # installed: the reason names the extra and the repair command; absent: the install command
+    assert "pip install 'unirun-tensorrt[cu13]'" in out or "pip install -U unirun-tensorrt" in out
 
 
 def test_doctor_passes_for_a_setup_that_works() -> None:

@@ -43,7 +43,7 @@ KNOWN_PLUGINS: dict[str, str] = {
     "onnxruntime": "pip install unirun-onnxruntime",
     "openvino": "pip install unirun-openvino",
     "coreml": "pip install unirun-coreml",
-    "tensorrt": "pip install 'unirun-tensorrt[cu12]'",
+    "tensorrt": "pip install 'unirun-tensorrt[cu13]'",
 }
 
 

@@ -1,0 +1,73 @@
+"""The plugin as users meet it on a machine without TensorRT or a GPU: listed, unavailable with
+the reason and the fix, typed errors from load/compile, a diagnosis naming what is missing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import unirun
+from unirun import _registry
+from unirun.errors import BackendUnavailableError
+from unirun.testing import models
+from unirun_tensorrt import TensorRTBackend
+from unirun_tensorrt._diagnose import extra_for
+
+
+@pytest.fixture
+def unavailable() -> str:
+    probe = TensorRTBackend().probe()
+    if probe.available:
+        pytest.skip("TensorRT and a GPU are available here")
+    return probe.reason
+
+
+def test_listed_unavailable_with_the_reason(unavailable: str) -> None:
+    (info,) = [b for b in unirun.backends() if b.name == "tensorrt"]
+    assert info.installed and not info.available
+    assert info.reason == unavailable
+    assert "TensorRT" in info.reason and "pip install 'unirun-tensorrt[cu1" in info.reason
+    assert info.capabilities is TensorRTBackend.capabilities
+
+
+def test_load_and_compile_raise_backend_unavailable(unavailable: str) -> None:
+    for call in (unirun.load, unirun.compile):
+        with pytest.raises(BackendUnavailableError, match="backend 'tensorrt' cannot run here"):
+            call(models.mlp(), backend="tensorrt", device="cuda")
+
+
+def test_auto_does_not_pick_an_unavailable_tensorrt(unavailable: str) -> None:
+    model = unirun.load(models.mlp(), cache=False)
+    assert model.backend != "tensorrt"
+    model.close()
+
+
+def test_diagnosis_names_each_piece_and_the_fix(unavailable: str) -> None:
+    lines = TensorRTBackend().diagnose()
+    names = [line.split(": ", 2)[1] for line in lines]
+    assert names[0] == "cuda-bindings" and names[-1] == "TensorRT"
+    assert all(line.startswith(("ok: ", "missing: ")) for line in lines)
+    missing = [line for line in lines if line.startswith("missing: ")]
+    assert missing and all("fix: " in line or "GPU" in line for line in missing)
+
+
+def test_cli_lists_the_backend(unavailable: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "unirun", "backends", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    listed = {b["name"]: b for b in json.loads(out.stdout)}
+    assert listed["tensorrt"]["available"] is False
+    assert "TensorRT" in listed["tensorrt"]["reason"]
+
+
+def test_extra_follows_the_driver() -> None:
+    assert extra_for("13.0") == "cu13"
+    assert extra_for("12.8") == "cu12"
+    assert extra_for(None) == "cu13"
+    assert _registry.KNOWN_PLUGINS["tensorrt"] == "pip install 'unirun-tensorrt[cu13]'"
