@@ -423,3 +423,23 @@ def test_a_device_only_an_unranked_backend_drives_says_to_name_it(
     _register(registered, Unranked())
     with pytest.raises(DeviceError, match=r"unranked can run on device npu but never is chosen"):
         unirun.load(cnn_path, device="npu", cache=False)
+
+
+def test_a_portable_payload_records_no_identity(
+    registered: list[str], cnn_path: Path, tmp_path: Path
+) -> None:
+    """A payload that runs on other devices of the kind (a hardware-compatible TensorRT plan)
+    carries no identity, so the core leaves the decision to the plugin's load()."""
+
+    class Portable(ReferenceBackend):
+        name = "portable"
+
+        def devices(self) -> list[DeviceInfo]:
+            return [DeviceInfo(Device("cpu"), "", identity="chip-a")]
+
+        def compile(self, model: Any, request: Any) -> Any:
+            return dataclasses.replace(super().compile(model, request), portable=True)
+
+    _register(registered, Portable())
+    saved = unirun.compile(cnn_path, backend="portable").save(tmp_path / "p")
+    assert unirun.Artifact.open(saved).manifest.device_identity == ""

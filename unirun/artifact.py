@@ -218,6 +218,8 @@ class Artifact:
             if rel != MANIFEST_NAME:
                 files.append(PayloadFile(path=rel, size=file.stat().st_size, sha256=_sha256(file)))
         precision = result.precision
+        if result.portable:
+            stamp = {**stamp, "device_identity": ""}
         try:
             manifest = Manifest(
                 **stamp,

@@ -236,6 +236,10 @@ class CompileResult:
     #: differs from the request (fp16 asked, fp32 run on a CPU without fp16 units); None means
     #: "as requested". The core warns about a substitution or, when strict, refuses it.
     precision: Precision | None = None
+    #: True when the payload does not depend on the device's identity (a TensorRT plan built
+    #: hardware-compatible): the core then records no identity, and ``load`` decides whether
+    #: the device here can run it.
+    portable: bool = False
 
 
 @dataclass(frozen=True)
