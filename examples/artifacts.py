@@ -29,7 +29,8 @@ with unirun.load(sys.argv[1]) as model:
 
 def main(out_dir: Path) -> None:
     artifact = unirun.compile(MODEL, backend="onnxruntime", device="cpu", threads=1)
-    saved = artifact.save(out_dir / "mlp.unirun")
+    # overwrite=True replaces the artifact an earlier run saved there (and never anything else)
+    saved = artifact.save(out_dir / "mlp.unirun", overwrite=True)
     manifest = json.loads((saved / "manifest.json").read_text())
     print(f"saved {saved}: {[f['path'] for f in manifest['files']]}")
     engine = f"{manifest['backend']} {manifest['runtime_version']}"

@@ -18,7 +18,7 @@ import pytest
 import unirun
 from unirun import ArtifactError, InvalidModelError, OptionsError
 from unirun._reference import ReferenceBackend
-from unirun.artifact import FORMAT_VERSION
+from unirun.artifact import FORMAT_VERSION, manifest_digest
 
 
 def _image() -> np.ndarray[Any, Any]:
@@ -41,11 +41,13 @@ def test_compile_save_load_round_trip(cnn_path: Path, tmp_path: Path) -> None:
 def test_save_replaces_an_artifact_but_not_other_data(cnn_path: Path, tmp_path: Path) -> None:
     art = unirun.compile(cnn_path, backend="reference")
     dest = art.save(tmp_path / "a")
-    art.save(dest)  # saving over an artifact is fine
+    with pytest.raises(ArtifactError, match=r"already exists; pass --force \(overwrite=True"):
+        art.save(dest)
+    art.save(dest, overwrite=True)  # saving over an artifact is fine when asked
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "precious.txt").write_text("keep me")
-    with pytest.raises(ArtifactError, match="not a unirun artifact; refusing"):
-        art.save(tmp_path / "data")
+    with pytest.raises(ArtifactError, match=r"not a unirun artifact .*; refusing"):
+        art.save(tmp_path / "data", overwrite=True)
     assert (tmp_path / "data" / "precious.txt").read_text() == "keep me"
 
 
@@ -88,6 +90,7 @@ def test_invalid_manifest_names_the_field(
 ) -> None:
     manifest = json.loads((saved / "manifest.json").read_text())
     edit(manifest)
+    manifest["sha256"] = manifest_digest(manifest)  # a consistent edit: the fields are checked
     (saved / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match=match) as info:
         unirun.load(saved)

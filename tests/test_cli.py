@@ -16,6 +16,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import unirun
+from unirun.cli._agree import TOLERANCES
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "examples" / "models"
@@ -114,7 +115,7 @@ def test_the_console_script_is_installed_and_works() -> None:
         (["run", str(CNN), "--device", "tpu"], "unknown device kind 'tpu'"),
         (["run", str(CNN), "--precision", "fp8"], "choose one of fp32, fp16, bf16"),
         (["run", str(CNN), "--shape", "image=abc"], "write NAME=1x3x224x224"),
-        (["run", str(CNN), "--input", "image.npy"], "write NAME=FILE.npy or FILE.npz"),
+        (["run", str(CNN), "--input", "image.npy"], "write NAME=FILE.npy, NAME=VALUE or FILE.npz"),
         (["compile", str(CNN)], "Missing option '--output'"),
         (["compare", str(CNN), "-b", "onnxruntime"], "at least two backends"),
         (["compare", str(CNN), "--baseline", "openvino"], "is not one of the backends"),
@@ -281,8 +282,8 @@ def test_compile_then_run_and_inspect_the_artifact(tmp_path: Path) -> None:
 
 
 def test_compile_refuses_what_the_backend_cannot_do() -> None:
-    result = cli("compile", CNN, "-b", "onnxruntime", "-p", "fp16", "-o", "never.unirun")
-    one_line_error(result, 1, "does not support precision 'fp16'")
+    result = cli("compile", CNN, "-b", "onnxruntime", "-p", "bf16", "-o", "never.unirun")
+    one_line_error(result, 1, "does not support precision 'bf16'")
     result = cli("compile", CNN, "-b", "onnxruntime", "-O", "nonsense=1", "-o", "never.unirun")
     one_line_error(result, 1, "OptionsError")
     assert not Path("never.unirun").exists()
@@ -290,7 +291,8 @@ def test_compile_refuses_what_the_backend_cannot_do() -> None:
 
 def test_run_prints_outputs_and_reads_npz_inputs(tmp_path: Path) -> None:
     out = ok("run", MLP, "--seed", "3")
-    assert "onnxruntime on cpu" in out and "random inputs: x float32[1, 16]" in out
+    assert "onnxruntime on cpu · fp32" in out
+    assert "invented inputs: x float32[1, 16] (random normal)" in out
     assert "probs" in out and "float32" in out
     x = np.full((3, 16), 0.5, np.float32)
     np.savez(tmp_path / "in.npz", x=x)
@@ -368,15 +370,21 @@ OPENVINO_FP16 = bool(
 
 
 @pytest.mark.skipif(not OPENVINO_FP16, reason="needs the OpenVINO backend with fp16")
-def test_compare_tolerances_follow_the_precision() -> None:
-    # OpenVINO really computes in half precision here: within fp16 tolerances of the fp32
-    # reference, far outside fp32 ones.
+def test_compare_tolerances_follow_the_precision_the_engine_computed() -> None:
+    # Ask the engine what it really computes in on this CPU (fp16 where the CPU has fp16
+    # units, fp32 where OpenVINO substitutes it) and expect exactly that precision's rule.
+    with unirun.load(CNN, backend="openvino", device="cpu", precision="fp16") as model:
+        computed = model.precision
     args = ("compare", CNN, "-b", "openvino,reference", "-d", "cpu", "-p", "fp16", "--json")
     report = json.loads(ok(*args))
-    assert report["ok"] and (report["rtol"], report["atol"]) == (1e-2, 1e-2)
-    assert report["results"][0]["max_abs"] > 1e-4  # not secretly fp32
-    strict = cli(*args, "--rtol", "1e-4", "--atol", "1e-5")
-    assert strict.returncode == 3 and json.loads(strict.stdout)["ok"] is False
+    (row,) = report["results"]
+    assert report["ok"] and (row["precision"], row["requested_precision"]) == (computed, "fp16")
+    rtol, factor = TOLERANCES[computed]
+    assert row["rtol"] == rtol and row["atol"] == pytest.approx(factor * row["scale"])
+    assert row["max_abs"] <= row["atol"] + rtol * row["scale"]
+    if row["max_abs"] > 0:  # a tolerance tighter than the real error fails, whatever it is
+        tight = cli(*args, "--rtol", "0", "--atol", f"{row['max_abs'] / 2:.3g}")
+        assert tight.returncode == 3 and json.loads(tight.stdout)["ok"] is False
 
 
 @pytest.mark.skipif(OPENVINO is None, reason="needs the OpenVINO backend")
@@ -388,9 +396,11 @@ def test_doctor_openvino_gpu_fails_without_an_intel_gpu() -> None:
     assert result.returncode == 3 and "no gpu device is available to openvino" in result.stdout
 
 
-def test_compare_refuses_a_precision_the_backend_lacks() -> None:
-    result = cli("compare", CNN, "-b", "onnxruntime,reference", "-p", "fp16")
-    one_line_error(result, 1, "does not support precision 'fp16'")
+def test_compare_reports_a_precision_the_backend_lacks_in_its_row() -> None:
+    result = cli("compare", CNN, "-b", "onnxruntime,reference", "-p", "bf16", "--json")
+    assert result.returncode == 3, result.stderr
+    (row,) = json.loads(result.stdout)["results"]
+    assert row["backend"] == "onnxruntime" and "does not support precision 'bf16'" in row["error"]
 
 
 # -- cache ----------------------------------------------------------------------------------

@@ -12,18 +12,15 @@
 
 from __future__ import annotations
 
-from ._registry import BackendInfo, backends, register_backend, unregister_backend
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .api import compile, load, predict
-from .artifact import Artifact, Manifest
-from .backend import API_VERSION, Capabilities, DeviceInfo, Probe, ThreadSafety
-from .cache import default_cache_dir
-from .device import Device
-from .dtypes import DType
 from .errors import (
     ArtifactError,
     BackendNotFoundError,
     BackendUnavailableError,
+    CacheError,
     CompileError,
     DeviceError,
     InferenceError,
@@ -35,9 +32,80 @@ from .errors import (
     UnirunError,
     UnsupportedModelError,
 )
-from .model import Model
-from .options import CompileOptions, ShapeRange
-from .tensor import TensorSpec
+
+if TYPE_CHECKING:
+    from ._registry import BackendInfo, backends, register_backend, unregister_backend
+    from .api import compile, load, predict
+    from .artifact import Artifact, Manifest
+    from .backend import API_VERSION, Capabilities, DeviceInfo, Probe, ThreadSafety
+    from .cache import default_cache_dir
+    from .device import Device
+    from .dtypes import DType
+    from .model import Model
+    from .options import CompileOptions, ShapeRange
+    from .tensor import TensorSpec
+
+# The rest of the public names are imported on first use (PEP 562), so ``import unirun`` costs
+# next to nothing and a program pays for numpy, pydantic and the registry only when it uses
+# them. Keep this table and the TYPE_CHECKING imports above in step (a test checks both).
+_LAZY: dict[str, str] = {
+    "API_VERSION": "backend",
+    "Artifact": "artifact",
+    "BackendInfo": "_registry",
+    "Capabilities": "backend",
+    "CompileOptions": "options",
+    "DType": "dtypes",
+    "Device": "device",
+    "DeviceInfo": "backend",
+    "Manifest": "artifact",
+    "Model": "model",
+    "Probe": "backend",
+    "ShapeRange": "options",
+    "TensorSpec": "tensor",
+    "ThreadSafety": "backend",
+    "backends": "_registry",
+    "compile": "api",
+    "default_cache_dir": "cache",
+    "load": "api",
+    "predict": "api",
+    "register_backend": "_registry",
+    "unregister_backend": "_registry",
+}
+# Submodules an eager ``import unirun`` used to load, so ``unirun.source.graph_inputs`` after a
+# plain ``import unirun`` keeps working.
+_SUBMODULES = frozenset(
+    {
+        "_registry",
+        "api",
+        "artifact",
+        "backend",
+        "cache",
+        "device",
+        "dtypes",
+        "model",
+        "options",
+        "source",
+        "tensor",
+    }
+)
+
+
+if not TYPE_CHECKING:  # type checkers see the imports above, and flag unknown names
+
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is not None:
+            value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+            globals()[name] = value  # later lookups no longer come here
+            return value
+        if name in _SUBMODULES:
+            return importlib.import_module(f"{__name__}.{name}")
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "API_VERSION",
@@ -46,6 +114,7 @@ __all__ = [
     "BackendInfo",
     "BackendNotFoundError",
     "BackendUnavailableError",
+    "CacheError",
     "Capabilities",
     "CompileError",
     "CompileOptions",

@@ -3,6 +3,7 @@ against what the backend declares, compiled through the cache and sealed into an
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -10,8 +11,9 @@ import tempfile
 import time
 import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -25,38 +27,58 @@ from .errors import CompileError, OptionsError, UnsupportedModelError
 from .options import CompileOptions, options_error
 from .source import OnnxModel, check_shapes
 
-__all__ = ["Build", "CacheArg", "plugin_options"]
+if TYPE_CHECKING:
+    from .quantize._build import Int8Plan
+
+__all__ = ["Build", "BuildArgs", "CacheArg", "check_precision", "plugin_options"]
 
 log = logging.getLogger("unirun")
 
 CacheArg = bool | str | os.PathLike[str]
 
 
+@dataclass(frozen=True)
+class BuildArgs:
+    """What ``unirun.load``/``unirun.compile`` were asked to build, spelled once: the public
+    functions fill it from their keywords and everything below them passes it along."""
+
+    backend: str = "auto"
+    device: str | Device = "auto"
+    precision: str = "fp32"
+    shapes: Mapping[str, Any] | None = None
+    options: Mapping[str, Any] | BaseModel | None = None
+    threads: int | None = None
+    optimization_level: int | None = None
+    calibration: Any = None
+    base_dir: str | os.PathLike[str] | None = None
+
+    def given(self) -> list[str]:
+        """The build arguments given (a saved artifact's manifest fixes them all)."""
+        given = {
+            "base_dir": self.base_dir is not None,
+            "precision": self.precision != "fp32",
+            "shapes": bool(self.shapes),
+            "options": bool(self.options),
+            "threads": self.threads is not None,
+            "optimization_level": self.optimization_level is not None,
+            "calibration": self.calibration is not None,
+        }
+        return [name for name, is_given in given.items() if is_given]
+
+    def with_backend(self, backend: str) -> BuildArgs:
+        return dataclasses.replace(self, backend=backend)
+
+
 class Build:
     """One resolved compile request: model read, backend and device chosen, options checked."""
 
-    def __init__(
-        self,
-        source: Any,
-        backend: str,
-        device: str | Device,
-        precision: str,
-        shapes: Mapping[str, Any] | None,
-        options: Mapping[str, Any] | BaseModel | None,
-        threads: int | None,
-        optimization_level: int | None,
-        *,
-        for_compile: bool = False,
-    ) -> None:
-        self.model = OnnxModel.from_source(source)
+    def __init__(self, source: Any, args: BuildArgs, *, for_compile: bool = False) -> None:
+        self.model = OnnxModel.from_source(source, base_dir=args.base_dir)
         self.name, self.backend, self.device = _registry.select(
-            backend, Device.parse(device), for_compile=for_compile
+            args.backend, Device.parse(args.device), for_compile=for_compile
         )
-        self.plugin_options = plugin_options(self.name, self.backend, options)
-        self.options = _compile_options(
-            self.name, self.backend, precision, shapes, threads, optimization_level,
-            self.plugin_options,
-        )  # fmt: skip
+        self.plugin_options = plugin_options(self.name, self.backend, args.options)
+        self.options = compile_options(self.name, self.backend, args, self.plugin_options)
         check_shapes(self.model.inputs, self.options.shapes)
         _check_dtypes(self.name, self.backend, self.model)
         _check_dynamic(self.name, self.backend, self.model, self.options)
@@ -71,6 +93,11 @@ class Build:
             "device_identity": self.device.identity,
             "source_sha256": self.model.sha256,
         }
+        self.int8: Int8Plan | None = None
+        if self.options.precision == "int8" or args.calibration is not None:
+            from .quantize._build import plan
+
+            self.int8 = plan(self, args.calibration)
 
     def run(self, cache: CacheArg) -> tuple[Artifact, CacheStatus]:
         if cache is False:
@@ -82,18 +109,36 @@ class Build:
                 raise
             weakref.finalize(artifact, shutil.rmtree, staging, True)
             return artifact, "off"
-        store = CompileCache(None if cache is True else Path(cache))
-        key = build_key({**self.stamp, "options": self.options.model_dump(mode="json")})
+        store = CompileCache.from_option(cache)
+        fields = {
+            **self.stamp,
+            "options": self.options.model_dump(mode="json"),
+            **({"int8": self.int8.key()} if self.int8 is not None else {}),
+        }
         engine_dir = store.engine_dir(self.name)
-        return store.get_or_build(key, lambda staging: self._compile(staging, engine_dir))
+        return store.get_or_build(
+            build_key(fields),
+            lambda staging: self._compile(staging, engine_dir, cache),
+            fields=fields,
+        )
 
-    def _compile(self, staging: Path, engine_dir: Path | None) -> Artifact:
+    def _compile(
+        self,
+        staging: Path,
+        engine_dir: Path | None,
+        cache: CacheArg = False,
+        model: OnnxModel | None = None,
+    ) -> Artifact:
+        """Compile ``model`` (default: the source) into ``staging``; an int8 build first makes
+        and measures its quantized forms, each compiled through here."""
+        if self.int8 is not None and model is None:
+            return self.int8.build(self, staging, engine_dir, cache)
         request = CompileRequest(
             self.device, self.options, self.plugin_options, staging, engine_dir
         )
         started = time.perf_counter()
         with plugin_call(self.name, self.backend, "compile"):
-            result = self.backend.compile(self.model, request)
+            result = self.backend.compile(model or self.model, request)
         if not isinstance(result, CompileResult):
             raise CompileError(
                 f"backend {self.name!r} returned {type(result).__name__} from compile(), not a "
@@ -115,13 +160,13 @@ def plugin_options(
     model_cls: type[BaseModel] | None = backend.options_model
     if isinstance(options, BaseModel):
         if model_cls is None or not isinstance(options, model_cls):
-            wanted = model_cls.__name__ if model_cls is not None else "no options"
+            wanted = f"{model_cls.__name__} options" if model_cls is not None else "no options"
             raise OptionsError(f"backend {name!r} takes {wanted}, not {type(options).__name__}")
         return options
     if options is not None and not isinstance(options, Mapping):
         raise OptionsError(
-            f"options for backend {name!r} are a mapping of option name to value (or the "
-            f"plugin's options model), not {type(options).__name__}"
+            f"options must be a mapping of option name to value (or the backend's options "
+            f"model), not {type(options).__name__}: e.g. options={{'key': value}}"
         )
     if model_cls is None:
         if options:
@@ -130,24 +175,19 @@ def plugin_options(
     try:
         return model_cls.model_validate(dict(options or {}))
     except ValidationError as exc:
-        raise options_error(exc, f"options for backend {name!r}") from None
+        raise options_error(exc, f"options for backend {name!r}", model_cls.model_fields) from None
 
 
-def _compile_options(
-    name: str,
-    backend: Backend,
-    precision: str,
-    shapes: Mapping[str, Any] | None,
-    threads: int | None,
-    optimization_level: int | None,
-    plugin: BaseModel | None,
+def compile_options(
+    name: str, backend: Backend, args: BuildArgs, plugin: BaseModel | None
 ) -> CompileOptions:
+    """The engine-neutral options, validated, and refused where the backend declares otherwise."""
     try:
         options = CompileOptions(
-            precision=precision,  # type: ignore[arg-type]
-            shapes=shapes or {},  # type: ignore[arg-type]
-            threads=threads,
-            optimization_level=optimization_level,
+            precision=args.precision,  # type: ignore[arg-type]
+            shapes=args.shapes or {},  # type: ignore[arg-type]
+            threads=args.threads,
+            optimization_level=args.optimization_level,
             backend_options=plugin.model_dump(mode="json") if plugin is not None else {},
         )
     except ValidationError as exc:
@@ -189,3 +229,25 @@ def _check_dynamic(name: str, backend: Backend, model: OnnxModel, options: Compi
             f"backend {name!r} needs {what} for every dynamic input; give shapes= for: "
             f"{'; '.join(needs)}"
         )
+
+
+def check_precision(artifact: Artifact, strict: bool) -> None:
+    """Never substitute a precision silently: warn, or refuse when asked to be strict."""
+    manifest = artifact.manifest
+    if "quantization" in manifest.extra:
+        from .quantize import check
+
+        check(manifest, strict)
+    used, asked = manifest.computed_precision, manifest.options.precision
+    if used is None or used == asked:
+        return
+    reason = f"the device lacks {asked} support"
+    if asked == "int8":
+        reason = "only its weights are int8; extra['quantization'] lists the forms measured"
+    message = (
+        f"backend {manifest.backend!r} computes in {used} on {manifest.device}, not the "
+        f"requested {asked} ({reason})"
+    )
+    if strict:
+        raise OptionsError(f"{message}; strict_precision=True refuses the substitution")
+    log.warning("%s; pass strict_precision=True to make this an error", message)

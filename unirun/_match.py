@@ -3,8 +3,9 @@ to the plugin as a :class:`~unirun.backend.LoadRequest`."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from . import _registry
 from ._build import CacheArg, plugin_options
@@ -24,13 +25,25 @@ from .device import Device
 from .errors import ArtifactError, PluginIncompatibleError
 from .model import Model
 
-__all__ = ["load_artifact", "open_model"]
+__all__ = ["as_artifact", "load_artifact", "open_model"]
+
+
+def as_artifact(source: Any, expect_sha256: str | None = None) -> Artifact | None:
+    """``source`` as a verified artifact when it is one (an Artifact or a directory)."""
+    if isinstance(source, Artifact):
+        if expect_sha256 is not None:
+            source.check_sha256(expect_sha256)
+        source.verify()
+        return source
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        return Artifact.open(source, expect_sha256=expect_sha256)
+    return None
 
 
 def load_artifact(artifact: Artifact, backend: str, device: Device, cache: CacheArg) -> Model:
     """Load a saved (verified) artifact: the manifest fixes backend, options and device kind."""
     manifest = artifact.manifest
-    if backend not in ("auto", manifest.backend):
+    if backend.lower() not in ("auto", manifest.backend.lower()):
         raise ArtifactError(
             f"the artifact was built for backend {manifest.backend!r}, not {backend!r}; "
             "compile the ONNX model for that backend instead",
@@ -116,7 +129,7 @@ def open_model(
     manifest = artifact.manifest
     engine_dir = None
     if cache is not False:
-        engine_dir = CompileCache(None if cache is True else Path(cache)).engine_dir(name)
+        engine_dir = CompileCache.from_option(cache).engine_dir(name)
     request = LoadRequest(
         device=device,
         options=manifest.options,

@@ -7,6 +7,7 @@ any backend (``unirun compare MODEL -b onnxruntime,reference``). It is never cho
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -34,12 +35,13 @@ from .errors import (
     UnirunError,
     UnsupportedModelError,
 )
-from .source import fix_input_shapes, graph_inputs, graph_outputs
+from .source import build_with_fixed_shapes, graph_inputs, graph_outputs
 
 if TYPE_CHECKING:
     from .source import OnnxModel
 
 PAYLOAD = "model.onnx"
+log = logging.getLogger("unirun.reference")
 
 
 class ReferenceBackend:
@@ -68,10 +70,17 @@ class ReferenceBackend:
     def compile(self, model: OnnxModel, request: CompileRequest) -> CompileResult:
         import onnx
 
-        proto = fix_input_shapes(model.proto, request.options.shapes)
-        if model.has_external_data and model.path is not None:
-            proto = onnx.load(str(model.path))  # inline the weights
-        _evaluator(proto)  # fail at compile time, not at load
+        def build(proto: Any) -> Any:
+            _evaluator(proto)  # fail at compile time, not at load
+            return proto
+
+        proto = build_with_fixed_shapes(
+            model.for_engine(inline=True),
+            request.options.shapes,
+            build,
+            engine="onnx.reference",
+            logger=log,
+        )
         onnx.save(proto, str(request.directory / PAYLOAD))
         return CompileResult(graph_inputs(proto), graph_outputs(proto))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 import os
@@ -14,7 +15,7 @@ from typing import Any
 from . import device as _device_vocabulary
 from ._admission import capabilities_problem, contract_problem, version_problem
 from .backend import Backend, Capabilities, DeviceInfo, Probe
-from .device import Device, register_device_kind
+from .device import GPU_KINDS, Device, register_device_kind
 from .errors import (
     BackendNotFoundError,
     BackendUnavailableError,
@@ -265,16 +266,32 @@ def _devices(entry: _Entry, backend: Backend) -> tuple[DeviceInfo, ...]:
         return entry.devices
 
 
+def canonical_name(name: str) -> str:
+    """``name`` as the backend spells it (names match case-insensitively); ``name`` itself when
+    no backend, installed or known, has it."""
+    known = [*_all_entries(), *KNOWN_PLUGINS]
+    if name in known:
+        return name
+    folded = name.strip().lower()
+    return next((k for k in known if k.lower() == folded), name)
+
+
 def get_backend(name: str, *, for_compile: bool = False) -> Backend:
-    """The available backend called ``name``, or a typed error saying why it cannot be used.
+    """The available backend called ``name`` (any case), or a typed error saying why it cannot
+    be used.
 
     With ``for_compile``, a backend that cannot run here but can compile (``Probe.can_compile``)
     is returned too."""
     entries = _all_entries()
+    name = canonical_name(name)
     entry = entries.get(name)
     if entry is None:
         known = sorted(set(entries) | set(KNOWN_PLUGINS))
-        hint = f" Install it: {KNOWN_PLUGINS[name]}." if name in KNOWN_PLUGINS else ""
+        if name in KNOWN_PLUGINS:
+            hint = f" Install it: {KNOWN_PLUGINS[name]}."
+        else:
+            close = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.6)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
         raise BackendNotFoundError(
             f"no backend named {name!r} is installed.{hint} Known backends: {', '.join(known)}"
         )
@@ -296,7 +313,7 @@ def backend_object(name: str) -> Backend:
 
 def describe(name: str) -> tuple[Probe, tuple[DeviceInfo, ...], str | None]:
     """Probe result, devices and plugin version of an available backend."""
-    entry = _all_entries()[name]
+    entry = _all_entries()[canonical_name(name)]
     backend = _materialise(entry)
     return _probe(entry, backend), _devices(entry, backend), entry.dist_version
 
@@ -340,7 +357,7 @@ def backends() -> list[BackendInfo]:
 
 def pick_device(name: str, backend: Backend, request: Device) -> DeviceInfo:
     """The first device of ``backend`` that satisfies ``request``."""
-    entry = _all_entries()[name]
+    entry = _all_entries()[canonical_name(name)]
     if request.kind == "auto" and "auto" in backend.capabilities.device_kinds:
         return DeviceInfo(request, "chosen by the engine")
     available = _devices(entry, backend)
@@ -348,7 +365,9 @@ def pick_device(name: str, backend: Backend, request: Device) -> DeviceInfo:
         if request.matches(info.device):
             return info
     have = ", ".join(str(i.device) for i in available) or "none"
-    if request.kind not in backend.capabilities.device_kinds:
+    kinds = backend.capabilities.device_kinds
+    drives_gpus = request.kind == "gpu" and any(k in GPU_KINDS for k in kinds)
+    if request.kind not in kinds and not drives_gpus:
         raise DeviceError(
             f"backend {name!r} does not support device kind {request.kind!r}; it supports "
             f"{', '.join(backend.capabilities.device_kinds)} (available here: {have})"
@@ -359,12 +378,24 @@ def pick_device(name: str, backend: Backend, request: Device) -> DeviceInfo:
 def select(
     name: str, device: Device, *, for_compile: bool = False
 ) -> tuple[str, Backend, DeviceInfo]:
-    """Resolve ``backend="auto"`` (then ``$UNIRUN_BACKEND``) and ``device="auto"``."""
-    if name == "auto":
-        name = os.environ.get("UNIRUN_BACKEND", "").strip() or "auto"
-    if name != "auto":
-        backend = get_backend(name, for_compile=for_compile)
-        return name, backend, pick_device(name, backend, device)
+    """Resolve ``backend="auto"`` (then ``$UNIRUN_BACKEND``) and ``device="auto"``; the name
+    returned is the backend's own spelling."""
+    from_env = ""
+    if name.strip().lower() == "auto":
+        from_env = os.environ.get("UNIRUN_BACKEND", "").strip()
+        name = from_env or "auto"
+    if name.lower() != "auto":
+        name = canonical_name(name)
+        try:
+            backend = get_backend(name, for_compile=for_compile)
+            return name, backend, pick_device(name, backend, device)
+        except UnirunError as exc:
+            if not from_env:
+                raise
+            raise type(exc)(
+                f"{exc} (the backend name {from_env!r} came from the UNIRUN_BACKEND environment "
+                "variable: unset it or name an installed backend)"
+            ) from exc
     best: tuple[int, str, Backend, DeviceInfo] | None = None
     seen: list[str] = []
     for entry_name, entry in _all_entries().items():

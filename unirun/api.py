@@ -1,33 +1,28 @@
-"""The public functions: load, compile, predict, and the measured ``backend="fastest"``."""
+"""The public functions: ``load``, ``compile`` and ``predict``.
+
+The work lives beside them, one concern per module: ``_build`` (a compile request resolved,
+checked against what the backend declares, compiled through the cache), ``_match`` (a saved
+artifact matched with the engine and devices here, then loaded), ``fastest`` (the measured
+choice of ``backend="fastest"``) and ``_predict`` (the model cache of ``predict``).
+"""
 
 from __future__ import annotations
 
-import logging
 import os
-import statistics
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel
 
-from . import _registry
-from ._build import Build
-from ._match import load_artifact, open_model
-from .artifact import MANIFEST_NAME, Artifact
+from ._build import Build, BuildArgs, check_precision
+from ._match import as_artifact, load_artifact, open_model
+from ._predict import predict
+from .artifact import Artifact
 from .device import Device
-from .errors import BackendNotFoundError, OptionsError, UnirunError
+from .errors import OptionsError
 from .model import Model
-from .source import OnnxModel
-from .tensor import random_feeds
 
 __all__ = ["compile", "load", "predict"]
-
-log = logging.getLogger("unirun")
 
 Source = Any  # str | os.PathLike | bytes | onnx.ModelProto | Artifact
 
@@ -44,6 +39,10 @@ def load(
     optimization_level: int | None = None,
     cache: bool | str | os.PathLike[str] = True,
     strict_precision: bool = False,
+    calibration: Any = None,
+    sample: Any = None,
+    base_dir: str | os.PathLike[str] | None = None,
+    expect_sha256: str | None = None,
 ) -> Model:
     """Compile ``source`` for a backend and device (through the cache) and load it.
 
@@ -54,38 +53,50 @@ def load(
     When the engine cannot compute in the requested ``precision`` on this device (fp16 on a CPU
     without fp16 units), the model runs in what the engine really uses, ``model.precision`` says
     so and a WARNING is logged; with ``strict_precision=True`` that raises ``OptionsError``.
+
+    ``precision="int8"`` needs ``calibration``: an iterable of feeds like the real inputs, a
+    directory of ``.npy``/``.npz`` files, or a :class:`unirun.quantize.Calibration`. The int8
+    model is measured against fp32 on held-back samples; one outside the accuracy bound or
+    slower than fp32 is reported the same way (see ``docs/precision.md``).
+
+    ``backend="fastest"`` compiles on every available backend that can use ``device``, runs
+    each on ``sample`` (a mapping name → array; invented when None, see :mod:`unirun.inputs`),
+    keeps the quickest and says why in ``model.selection`` (a :class:`unirun.fastest.Selection`).
+    A backend that fails to compile or run the sample is skipped (logged at WARNING). The choice
+    is stored in the cache directory, so a later process does not measure again.
+
+    ``base_dir`` is the folder of the external data files that a model given as bytes or an
+    ``onnx.ModelProto`` refers to (a model file's are always read from its own folder).
+    ``expect_sha256`` loads a saved artifact only if its :attr:`Artifact.sha256` (printed by
+    ``unirun compile``) is this one: artifacts are code-like, pin those that come from elsewhere.
     """
-    artifact = _as_artifact(source)
+    args = BuildArgs(
+        backend, device, precision, shapes, options, threads, optimization_level, calibration,
+        base_dir,
+    )  # fmt: skip
+    if sample is not None and backend.lower() != "fastest":
+        raise OptionsError("sample= is used only by backend='fastest' (to time the candidates)")
+    artifact = as_artifact(source, expect_sha256)
     if artifact is not None:
-        given = {
-            "precision": precision != "fp32",
-            "shapes": bool(shapes),
-            "options": bool(options),
-            "threads": threads is not None,
-            "optimization_level": optimization_level is not None,
-        }
-        if any(given.values()):
+        given = args.given() + (["sample"] if sample is not None else [])
+        if given:
             raise OptionsError(
-                f"{', '.join(k for k, v in given.items() if v)} cannot change a compiled artifact "
-                "(its manifest fixes them); compile the ONNX model with these options instead"
+                f"{', '.join(given)} cannot change a compiled artifact (its manifest fixes "
+                "them); compile the ONNX model with these options instead"
             )
-        _check_precision(artifact, strict_precision)
+        check_precision(artifact, strict_precision)
         return load_artifact(artifact, backend, Device.parse(device), cache)
-    if backend == "fastest":
-        return _fastest(
-            source,
-            Device.parse(device),
-            precision,
-            shapes,
-            options,
-            threads,
-            optimization_level,
-            cache,
-            strict_precision,
+    if expect_sha256 is not None:
+        raise OptionsError(
+            "expect_sha256 checks a saved artifact (a directory); this source is an ONNX model"
         )
-    build = Build(source, backend, device, precision, shapes, options, threads, optimization_level)
+    if backend.lower() == "fastest":
+        from .fastest import load_fastest
+
+        return load_fastest(source, args, cache, strict_precision, sample)
+    build = Build(source, args)
     artifact, status = build.run(cache)
-    _check_precision(artifact, strict_precision)
+    check_precision(artifact, strict_precision)
     return open_model(build.name, build.backend, build.device, artifact, status, cache)
 
 
@@ -101,154 +112,17 @@ def compile(
     optimization_level: int | None = None,
     cache: bool | str | os.PathLike[str] = True,
     strict_precision: bool = False,
+    calibration: Any = None,
+    base_dir: str | os.PathLike[str] | None = None,
 ) -> Artifact:
     """Compile ``source`` into an :class:`Artifact` (call ``.save(path)`` to keep a copy).
 
     Works for backends that can compile here without running (Core ML on Linux). Precision
-    substitution is reported as for :func:`load`."""
-    build = Build(
-        source,
-        backend,
-        device,
-        precision,
-        shapes,
-        options,
-        threads,
-        optimization_level,
-        for_compile=True,
-    )
-    artifact = build.run(cache)[0]
-    _check_precision(artifact, strict_precision)
+    substitution and ``base_dir`` work as for :func:`load`."""
+    args = BuildArgs(
+        backend, device, precision, shapes, options, threads, optimization_level, calibration,
+        base_dir,
+    )  # fmt: skip
+    artifact = Build(source, args, for_compile=True).run(cache)[0]
+    check_precision(artifact, strict_precision)
     return artifact
-
-
-def _check_precision(artifact: Artifact, strict: bool) -> None:
-    """Never substitute a precision silently: warn, or refuse when asked to be strict."""
-    manifest = artifact.manifest
-    used, asked = manifest.computed_precision, manifest.options.precision
-    if used is None or used == asked:
-        return
-    message = (
-        f"backend {manifest.backend!r} computes in {used} on {manifest.device}, not the "
-        f"requested {asked} (the device lacks {asked} support)"
-    )
-    if strict:
-        raise OptionsError(f"{message}; strict_precision=True refuses the substitution")
-    log.warning("%s; pass strict_precision=True to make this an error", message)
-
-
-_predict_models: OrderedDict[tuple[Any, ...], Model] = OrderedDict()
-_predict_lock = threading.Lock()
-_PREDICT_KEEP = 4
-
-
-def predict(source: Source, inputs: Any, **load_args: Any) -> dict[str, np.ndarray[Any, Any]]:
-    """Load (once) and run: later calls with the same model and arguments reuse the loaded
-    model. Keeps the last few models loaded; takes the keyword arguments of :func:`load`."""
-    key = (_source_key(source), tuple(sorted((k, repr(v)) for k, v in load_args.items())))
-    with _predict_lock:
-        model = _predict_models.get(key)
-        if model is not None and not model.closed:
-            _predict_models.move_to_end(key)
-    if model is None or model.closed:
-        model = load(source, **load_args)
-        with _predict_lock:
-            _predict_models[key] = model
-            while len(_predict_models) > _PREDICT_KEEP:
-                _predict_models.popitem(last=False)[1].close()
-    return model.infer(inputs)
-
-
-def _source_key(source: Source) -> tuple[Any, ...]:
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source).resolve()
-        try:
-            stat = (path / MANIFEST_NAME if path.is_dir() else path).stat()
-        except OSError:
-            return ("path", str(path))
-        return ("path", str(path), stat.st_mtime_ns, stat.st_size)
-    if isinstance(source, Artifact):
-        return ("artifact", str(source.directory))
-    return ("model", OnnxModel.from_source(source).sha256)
-
-
-# -- load ------------------------------------------------------------------------------------
-
-
-def _as_artifact(source: Source) -> Artifact | None:
-    if isinstance(source, Artifact):
-        source.verify()
-        return source
-    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
-        return Artifact.open(source)
-    return None
-
-
-# -- backend="fastest" --------------------------------------------------------------------------
-
-_fastest_choice: dict[tuple[str, str, str], str] = {}
-
-
-def _fastest(
-    source: Source,
-    device: Device,
-    precision: str,
-    shapes: Mapping[str, Any] | None,
-    options: Mapping[str, Any] | BaseModel | None,
-    threads: int | None,
-    optimization_level: int | None,
-    cache: bool | str | os.PathLike[str],
-    strict_precision: bool = False,
-) -> Model:
-    """Compile on every available backend that can use ``device``, time each, keep the fastest."""
-    model = OnnxModel.from_source(source)
-    key = (model.sha256, str(device), repr((precision, shapes, threads, optimization_level)))
-    names = [_fastest_choice[key]] if key in _fastest_choice else _registry.candidate_names(device)
-    timings: dict[str, float] = {}
-    best: Model | None = None
-    for name in names:
-        try:
-            build = Build(
-                model, name, device, precision, shapes, options, threads, optimization_level
-            )
-            artifact, status = build.run(cache)
-            _check_precision(artifact, strict_precision)
-            candidate = open_model(name, build.backend, build.device, artifact, status, cache)
-        except UnirunError as exc:
-            log.info("fastest: skipping %s: %s", name, exc)
-            continue
-        if len(names) == 1:
-            return candidate
-        feeds = random_feeds(candidate.inputs, candidate.options.shapes)
-        timings[name] = _median_latency(candidate, feeds)
-        if best is None or timings[name] < timings[best.backend]:
-            if best is not None:
-                best.close()
-            best = candidate
-        else:
-            candidate.close()
-    if best is None:
-        raise BackendNotFoundError(
-            f"no available backend could compile this model for device {device}"
-        )
-    log.info(
-        "fastest: %s",
-        ", ".join(
-            f"{n} {t * 1e3:.2f} ms" for n, t in sorted(timings.items(), key=lambda kv: kv[1])
-        ),
-    )
-    _fastest_choice[key] = best.backend
-    return best
-
-
-def _median_latency(
-    model: Model, feeds: dict[str, np.ndarray[Any, Any]], budget: float = 1.0
-) -> float:
-    model.infer(feeds)  # warm-up: first runs allocate and tune
-    samples: list[float] = []
-    deadline = time.perf_counter() + budget
-    while len(samples) < 5 or (time.perf_counter() < deadline and len(samples) < 50):
-        start = time.perf_counter()
-        model.infer(feeds)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)

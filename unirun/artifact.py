@@ -1,34 +1,59 @@
-"""Compiled artifacts: a directory holding ``manifest.json`` and checksummed payload files."""
+"""Compiled artifacts: a directory holding ``manifest.json`` and checksummed payload files.
+
+An artifact is code-like: loading one hands its payload (an optimised graph, a compiled engine
+blob) to the engine, which trusts it. unirun checks that an artifact is intact (every payload
+file's size and sha256, the manifest's own sha256) and that it was built for the engine and
+device at hand, but an intact artifact from an untrusted source is still untrusted: pin the
+artifacts you deploy with ``unirun.load(path, expect_sha256=...)``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import shutil
-import tempfile
+import posixpath
+import secrets
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from . import _fs
+from ._layout import (
+    MANIFEST_NAME,
+    check_destination,
+    install,
+    read_manifest,
+    valid_payload_path,
+    why,
+)
 from ._version import __version__
 from .device import Device
-from .errors import ArtifactError
+from .errors import ArtifactError, CompileError
 from .options import CompileOptions, Precision
 from .tensor import TensorSpec
 
 if TYPE_CHECKING:
     from .backend import CompileResult
 
-__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "Artifact", "Manifest", "PayloadFile"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "Artifact",
+    "Manifest",
+    "PayloadFile",
+    "check_destination",
+    "manifest_digest",
+]
 
-MANIFEST_NAME = "manifest.json"
-#: Bumped when the manifest changes incompatibly; older unirun versions refuse newer artifacts.
-FORMAT_VERSION = 1
-_CHUNK = 1 << 20
+#: Bumped when the manifest changes incompatibly; unirun refuses other versions with a reason.
+#: 2: the manifest carries its own ``sha256``.
+FORMAT_VERSION = 2
+_SHA256 = r"^[0-9a-f]{64}$"
 
 
 class PayloadFile(BaseModel):
@@ -36,13 +61,12 @@ class PayloadFile(BaseModel):
 
     path: str = Field(description="POSIX path relative to the artifact directory.")
     size: int = Field(ge=0)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: str = Field(pattern=_SHA256)
 
     @field_validator("path")
     @classmethod
     def _relative(cls, value: str) -> str:
-        p = PurePosixPath(value)
-        if p.is_absolute() or ".." in p.parts or not p.parts or value == MANIFEST_NAME:
+        if not valid_payload_path(value):
             raise ValueError(f"payload path {value!r} must be relative and inside the artifact")
         return value
 
@@ -83,12 +107,26 @@ class Manifest(BaseModel):
     created: datetime
 
 
+def manifest_digest(data: Mapping[str, Any]) -> str:
+    """The sha256 a manifest carries in its ``sha256`` field: of the manifest's JSON without that
+    field, keys sorted, no whitespace (``json.dumps(..., sort_keys=True, separators=(",", ":"))``).
+
+    As the manifest lists every payload file's sha256, this one digest identifies the whole
+    artifact: it is :attr:`Artifact.sha256`, and what ``unirun.load(expect_sha256=...)`` checks.
+    """
+    body = {k: v for k, v in data.items() if k != "sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 class Artifact:
     """A compiled model on disk. Open one with :meth:`open`; write a copy with :meth:`save`."""
 
     def __init__(self, directory: Path, manifest: Manifest) -> None:
-        self.directory = directory
+        self.directory = Path(directory)
         self.manifest = manifest
+        self._text: bytes | None = None  # the manifest as read, written unchanged by save()
+        self._digest: str | None = None
 
     def __repr__(self) -> str:
         m = self.manifest
@@ -110,6 +148,15 @@ class Artifact:
     def outputs(self) -> list[TensorSpec]:
         return [TensorSpec.from_json(s.model_dump()) for s in self.manifest.outputs]
 
+    @property
+    def sha256(self) -> str:
+        """The artifact's identity: the sha256 of its manifest (:func:`manifest_digest`), which
+        lists every payload file's sha256. ``unirun compile`` prints it; pin it with
+        ``unirun.load(path, expect_sha256=...)``."""
+        if self._digest is None:
+            self._digest = manifest_digest(self.manifest.model_dump(mode="json"))
+        return self._digest
+
     def path(self, name: str) -> Path:
         """The on-disk path of payload file (or payload directory) ``name``."""
         listed = any(
@@ -124,83 +171,148 @@ class Artifact:
         return self.directory / name
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, verify: bool = True) -> Artifact:
-        """Read and validate the manifest; with ``verify``, check every payload checksum."""
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        verify: bool = True,
+        expect_sha256: str | None = None,
+    ) -> Artifact:
+        """Read and validate the manifest; with ``verify``, check every payload file.
+
+        ``expect_sha256`` (the :attr:`sha256` ``unirun compile`` printed) refuses any other
+        artifact, however intact: use it for artifacts that come from elsewhere.
+        """
         directory = Path(path)
         manifest_path = directory / MANIFEST_NAME
-        try:
-            raw = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ArtifactError(
-                f"{directory} is not a unirun artifact: it has no {MANIFEST_NAME}"
-            ) from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ArtifactError(f"{manifest_path} is unreadable or not JSON: {exc}") from exc
-        if not isinstance(raw, dict) or raw.get("format") != "unirun-artifact":
-            raise ArtifactError(f"{manifest_path} is not a unirun manifest", field="format")
-        version = raw.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise ArtifactError(
-                f"artifact format version {version!r} is newer than this unirun understands "
-                f"({FORMAT_VERSION}); upgrade unirun (pip install -U unirun)",
-                field="format_version",
-            )
-        try:
-            manifest = Manifest.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ArtifactError(
-                f"{manifest_path} is invalid at {where}: {first['msg']}", field=where
-            ) from exc
+        text = read_manifest(directory)
+        manifest, digest = _parse(text, manifest_path)
         artifact = cls(directory, manifest)
+        artifact._text, artifact._digest = text, digest
+        if expect_sha256 is not None:
+            artifact.check_sha256(expect_sha256)
         if verify:
             artifact.verify()
         return artifact
 
+    def check_sha256(self, expected: str) -> None:
+        """``ArtifactError`` (field ``sha256``) unless :attr:`sha256` is ``expected``."""
+        if not isinstance(expected, str) or not _is_sha256(expected.lower()):
+            raise ArtifactError(
+                f"expect_sha256 must be 64 hexadecimal digits (as `unirun compile` prints), "
+                f"got {expected!r}",
+                field="sha256",
+            )
+        actual = self.sha256
+        if actual != expected.lower():
+            raise ArtifactError(
+                f"the artifact at {self.directory} has sha256 {actual}, not the expected "
+                f"{expected.lower()}: it is another build, or it was replaced; load it only if "
+                "you trust where it came from",
+                field="sha256",
+            )
+
     def verify(self) -> None:
-        """Check that every payload file is present with its recorded size and sha256."""
+        """Check that every payload file is a regular file inside the artifact (no symbolic
+        link on its way) with its recorded size and sha256."""
         for entry in self.manifest.files:
-            file = self.directory / entry.path
             try:
-                size = file.stat().st_size
-            except OSError:
+                fd, st = _fs.open_inside(self.directory, entry.path)
+            except FileNotFoundError:
                 raise ArtifactError(
                     f"artifact at {self.directory} is missing payload file {entry.path}",
                     field="files",
                 ) from None
-            if size != entry.size or _sha256(file) != entry.sha256:
+            except (OSError, ValueError) as exc:
+                raise ArtifactError(
+                    f"payload file {entry.path} of the artifact at {self.directory} cannot be "
+                    f"used: {why(exc)}",
+                    field="files",
+                ) from exc
+            try:
+                same = st.st_size == entry.size and _fs.digest(fd, entry.size) == entry.sha256
+            except OSError as exc:
+                raise ArtifactError(
+                    f"payload file {entry.path} of the artifact at {self.directory} cannot be "
+                    f"read: {_fs.why(exc)}",
+                    field="files",
+                ) from exc
+            finally:
+                os.close(fd)
+            if not same:
                 raise ArtifactError(
                     f"payload file {entry.path} of the artifact at {self.directory} does not "
                     "match its checksum: it was modified or damaged after the build",
                     field="files",
                 )
 
-    def save(self, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
-        """Write a copy of this artifact to ``path`` (a directory), atomically; returns it."""
+    def save(
+        self, path: str | os.PathLike[str], *, overwrite: bool = False, parents: bool = False
+    ) -> Path:
+        """Write a copy of this artifact to the directory ``path`` and return it.
+
+        The copy appears at once, complete, or not at all. With ``overwrite``, an existing
+        unirun artifact at ``path`` is replaced (also atomically), and nothing else ever is: a
+        directory holding any file its manifest does not list is refused with
+        ``ArtifactError``. ``path``'s parent folder must exist unless ``parents`` is true.
+        Payload files are copied from the artifact only if they still match their sha256.
+        """
         dest = Path(path)
-        if dest.resolve() == self.directory.resolve():
-            return dest
-        if dest.exists():
-            if not overwrite:
-                raise ArtifactError(f"{dest} already exists")
-            if not (dest / MANIFEST_NAME).is_file():
-                raise ArtifactError(
-                    f"{dest} exists and is not a unirun artifact; refusing to replace it"
-                )
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        with contextlib.suppress(OSError, ValueError):
+            if os.path.samefile(dest, self.directory):
+                return dest
+        check_destination(dest, overwrite=overwrite, parents=parents)
         try:
-            for entry in self.manifest.files:
-                target = staging / entry.path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(self.directory / entry.path, target)
-            (staging / MANIFEST_NAME).write_text(_dump(self.manifest), encoding="utf-8")
-            _replace_dir(staging, dest)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+            if parents:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+            staging = dest.parent / f".{dest.name}.{secrets.token_hex(6)}.tmp"
+            os.mkdir(staging)  # not mkdtemp: the copy gets the umask's permissions
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"cannot save the artifact to {dest}: {why(exc)}") from exc
+        keep_staging = False
+        try:
+            self._copy_to(staging)
+            keep_staging = install(staging, dest, overwrite)
+        except OSError as exc:
+            raise ArtifactError(
+                f"could not write the artifact to {dest}: {_fs.why(exc)}; {dest} is unchanged"
+            ) from exc
+        finally:
+            if not keep_staging:
+                _fs.remove(staging)
         return dest
+
+    def _moved(self, directory: Path) -> Artifact:
+        """This artifact after its directory was renamed to ``directory``."""
+        moved = Artifact(directory, self.manifest)
+        moved._text, moved._digest = self._text, self._digest
+        return moved
+
+    def _copy_to(self, staging: Path) -> None:
+        for entry in self.manifest.files:
+            target = staging / entry.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd, st = _fs.open_inside(self.directory, entry.path)
+            except (OSError, ValueError) as exc:
+                raise ArtifactError(
+                    f"cannot copy payload file {entry.path} of the artifact at "
+                    f"{self.directory}: {why(exc)}",
+                    field="files",
+                ) from exc
+            try:
+                same = st.st_size == entry.size
+                same = same and _fs.copy_out(fd, entry.size, target) == entry.sha256
+            finally:
+                os.close(fd)
+            if not same:
+                raise ArtifactError(
+                    f"payload file {entry.path} of the artifact at {self.directory} changed "
+                    "since it was opened (it no longer matches its checksum); nothing was saved",
+                    field="files",
+                )
+        text = self._text if self._text is not None else _dump(self.manifest)
+        (staging / MANIFEST_NAME).write_bytes(text)
 
     @classmethod
     def _seal(
@@ -213,10 +325,22 @@ class Artifact:
         """Checksum the payload a plugin wrote to ``directory`` and write the manifest (the
         core's job: plugins never see manifests)."""
         files = []
-        for file in sorted(p for p in directory.rglob("*") if p.is_file()):
-            rel = file.relative_to(directory).as_posix()
-            if rel != MANIFEST_NAME:
-                files.append(PayloadFile(path=rel, size=file.stat().st_size, sha256=_sha256(file)))
+        for rel, kind in sorted(_fs.walk(directory)):
+            if kind == "dir" or rel == MANIFEST_NAME:
+                continue
+            if kind != "file":
+                raise CompileError(
+                    f"the backend left {rel}, {kind}, among the payload files; an artifact holds "
+                    "regular files only (a plugin bug)"
+                )
+            fd, st = _fs.open_inside(directory, rel)
+            try:
+                files.append(
+                    PayloadFile(path=rel, size=st.st_size, sha256=_fs.digest(fd, st.st_size))
+                )
+            finally:
+                os.close(fd)
+        _check_self_contained(directory, [f.path for f in files])
         precision = result.precision
         if result.portable:
             stamp = {**stamp, "device_identity": ""}
@@ -235,28 +359,86 @@ class Artifact:
             text = _dump(manifest)
         except (ValidationError, TypeError, ValueError) as exc:
             raise ArtifactError(f"the backend produced an invalid manifest: {exc}") from exc
-        (directory / MANIFEST_NAME).write_text(text, encoding="utf-8")
-        return cls(directory, manifest)
+        (directory / MANIFEST_NAME).write_bytes(text)
+        artifact = cls(directory, manifest)
+        artifact._text = text
+        return artifact
 
 
-def _dump(manifest: Manifest) -> str:
-    return json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+# -- reading -----------------------------------------------------------------------------------
 
 
-def _sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with file.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _parse(text: bytes, where: Path) -> tuple[Manifest, str]:
+    """The validated manifest and its (checked) digest."""
+    try:
+        raw = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ArtifactError(f"{where} is unreadable or not JSON: {exc}") from exc
+    if not isinstance(raw, dict) or raw.get("format") != "unirun-artifact":
+        raise ArtifactError(f"{where} is not a unirun manifest", field="format")
+    version = raw.get("format_version")
+    if type(version) is not int:
+        raise ArtifactError(
+            f"{where} has format_version {version!r}, not a number", field="format_version"
+        )
+    if version > FORMAT_VERSION:
+        raise ArtifactError(
+            f"artifact format version {version!r} is newer than this unirun understands "
+            f"({FORMAT_VERSION}); upgrade unirun (pip install -U unirun)",
+            field="format_version",
+        )
+    if version < FORMAT_VERSION:
+        raise ArtifactError(
+            f"artifact format version {version} is older than this unirun reads "
+            f"({FORMAT_VERSION}, whose manifests carry a sha256); recompile the model",
+            field="format_version",
+        )
+    stored = raw.get("sha256")
+    try:
+        digest = manifest_digest(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ArtifactError(f"{where} holds values JSON cannot represent: {exc}") from exc
+    if stored != digest:
+        raise ArtifactError(
+            f"{where} does not match its sha256 field: it was edited or damaged after the "
+            "build (recompile the model; never edit a manifest by hand)",
+            field="sha256",
+        )
+    del raw["sha256"]
+    try:
+        manifest = Manifest.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ArtifactError(f"{where} is invalid at {loc}: {first['msg']}", field=loc) from exc
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise ArtifactError(f"{where} is invalid: {exc}") from exc
+    return manifest, digest
 
 
-def _replace_dir(new: Path, dest: Path) -> None:
-    """Move ``new`` to ``dest``; an existing ``dest`` is swapped out first, then deleted."""
-    if not dest.exists():
-        os.replace(new, dest)
-        return
-    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-    os.replace(dest, old)
-    os.replace(new, dest)
-    shutil.rmtree(old, ignore_errors=True)
+def _dump(manifest: Manifest) -> bytes:
+    data = manifest.model_dump(mode="json")
+    data["sha256"] = manifest_digest(data)
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def _check_self_contained(directory: Path, files: list[str]) -> None:
+    """An ONNX payload whose weights live outside the artifact could never load elsewhere."""
+    from .source import external_locations
+
+    listed = set(files)
+    for rel in files:
+        if not rel.endswith(".onnx"):
+            continue
+        for location in external_locations(directory / rel):
+            inside = posixpath.normpath(posixpath.join(posixpath.dirname(rel), location))
+            if inside not in listed:
+                raise CompileError(
+                    f"the backend wrote {rel}, whose weights refer to {location!r}, a file "
+                    "outside the artifact: it could never be loaded (a plugin bug; the build "
+                    "was not kept)"
+                )

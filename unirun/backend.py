@@ -94,6 +94,7 @@ __all__ = [
     "DynamicShapes",
     "Executable",
     "Finding",
+    "Int8Form",
     "LoadRequest",
     "Probe",
     "Stage",
@@ -138,6 +139,26 @@ class DynamicShapes(str, Enum):
     STATIC = "static"
 
 
+class Int8Form(str, Enum):
+    """The shapes of an int8 ONNX model; ``Capabilities.int8_forms`` lists those an engine runs
+    best. All are standard ONNX (QuantizeLinear/DequantizeLinear, DynamicQuantizeLinear), made
+    by the core from one calibration (see ``docs/precision.md``)."""
+
+    #: Q/DQ with asymmetric uint8 activations and symmetric per-channel int8 weights (7-bit
+    #: where the CPU lacks a non-saturating int8 dot product): the form CPU engines fuse into
+    #: int8 kernels.
+    STATIC = "qdq-static"
+    #: Q/DQ with symmetric int8 activations and weights, every zero point 0: TensorRT's
+    #: explicit quantization.
+    STATIC_SYMMETRIC = "qdq-symmetric"
+    #: Int8 MatMul/Gemm weights; activations quantized on every call (ONNX Runtime's
+    #: DynamicQuantizeLinear + MatMulInteger): for transformer-like models on CPUs.
+    DYNAMIC = "dynamic"
+    #: Int8 weights behind DequantizeLinear, float activations and math: smaller files at
+    #: about fp32 speed (Core ML's weight quantization).
+    WEIGHTS = "weights"
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a backend can do, as data: the core enforces it, the kit tests it, users see it."""
@@ -157,6 +178,11 @@ class Capabilities:
     #: engine (ONNX Runtime) is 50, engines for one vendor's accelerators 55-70, a reference
     #: or experimental engine leaves the kind out.
     priority: Mapping[str, int] = field(default_factory=dict)
+    #: For ``precision="int8"`` (which must then be in ``precisions``): per device kind, the
+    #: :class:`Int8Form` s the engine runs well, best first. The core builds them in this order
+    #: and keeps the first that is accurate and not slower than fp32 here. A kind that is
+    #: absent has no int8.
+    int8_forms: Mapping[str, tuple[Int8Form, ...]] = field(default_factory=dict)
     #: Device kinds this plugin adds to unirun's vocabulary, with a one-line description
     #: (``{"rocm": "an AMD GPU through ROCm"}``); list them in ``device_kinds`` too. Kinds in
     #: ``gpu_kinds`` also satisfy a request for ``"gpu"``.

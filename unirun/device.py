@@ -45,7 +45,9 @@ _PATTERN = re.compile(r"^\s*([a-z][a-z0-9_]*)\s*(?::\s*(\d+)\s*)?$")
 
 @dataclass(frozen=True, slots=True)
 class Device:
-    """A device kind with an optional index: ``Device("cuda", 1)`` prints as ``cuda:1``."""
+    """A device kind with an optional index: ``Device("cuda", 1)`` prints as ``cuda:1``.
+
+    There is one host CPU: ``cpu:0`` is accepted and means ``cpu``."""
 
     kind: str
     index: int | None = None
@@ -57,8 +59,11 @@ class Device:
             raise DeviceError(
                 f"unknown device kind {self.kind!r}; expected one of {', '.join(DEVICE_KINDS)}"
             )
+        if self.kind == "cpu" and self.index == 0:
+            object.__setattr__(self, "index", None)
         if self.index is not None and (self.index < 0 or self.kind in ("cpu", "auto")):
-            raise DeviceError(f"device {self.kind!r} does not take index {self.index}")
+            also = "; there is one host CPU: write 'cpu'" if self.kind == "cpu" else ""
+            raise DeviceError(f"device {self.kind!r} does not take index {self.index}{also}")
 
     @classmethod
     def parse(cls, value: Device | str) -> Device:

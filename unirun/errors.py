@@ -16,6 +16,7 @@ engine's own message stays available in ``__cause__``.
     ├── UnsupportedModelError      readable, but uses what the backend cannot run (names the ops)
     ├── CompileError               the engine failed to build the model
     ├── ArtifactError              a saved artifact is damaged, tampered or built for elsewhere
+    │   └── CacheError             the compile cache's folder cannot be used, or a lock timed out
     ├── DeviceError                the requested device does not exist or cannot be used
     ├── InputError (ValueError)    a feed does not match the model's inputs
     └── InferenceError             the engine failed while running
@@ -30,6 +31,7 @@ __all__ = [
     "ArtifactError",
     "BackendNotFoundError",
     "BackendUnavailableError",
+    "CacheError",
     "CompileError",
     "DeviceError",
     "InferenceError",
@@ -91,6 +93,15 @@ class ArtifactError(UnirunError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class CacheError(ArtifactError):
+    """The compile cache cannot be used: its folder is a file or unwritable, or another process
+    held a build lock longer than the lock timeout. ``path`` is the file or folder concerned."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class DeviceError(UnirunError):

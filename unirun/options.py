@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -11,7 +11,12 @@ from .errors import OptionsError
 
 __all__ = ["CompileOptions", "Precision", "ShapeRange", "options_error"]
 
-Precision = Literal["fp32", "fp16", "bf16"]
+Precision = Literal["fp32", "fp16", "bf16", "int8"]
+
+#: Engines hold dimensions in int64.
+_LARGEST = 2**63 - 1
+#: More threads than any machine has: a typo, or a value that overflows an engine's C int.
+MAX_THREADS = 4096
 
 
 class ShapeRange(BaseModel):
@@ -22,7 +27,7 @@ class ShapeRange(BaseModel):
     EnumeratedShapes) do, the others treat it as the bounds.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     min: tuple[int, ...]
     opt: tuple[int, ...]
@@ -44,6 +49,7 @@ class ShapeRange(BaseModel):
                 raise ValueError(
                     f"need 0 <= min <= opt <= max in every dimension: {self.describe()}"
                 )
+        _check_sizes(self.max)
         return self
 
     @classmethod
@@ -57,6 +63,10 @@ class ShapeRange(BaseModel):
         choices = tuple(tuple(int(d) for d in shape) for shape in shapes)
         if not choices or len({len(c) for c in choices}) != 1:
             raise ValueError("choices must be a non-empty list of shapes of one rank")
+        for choice in choices:
+            if any(d < 0 for d in choice):
+                raise ValueError(f"dimensions cannot be negative: {choice}")
+            _check_sizes(choice)
         low = tuple(min(dims) for dims in zip(*choices, strict=True))
         high = tuple(max(dims) for dims in zip(*choices, strict=True))
         return cls.model_construct(min=low, opt=choices[0], max=high, choices=choices)
@@ -88,6 +98,12 @@ class ShapeRange(BaseModel):
         return f"min {self.min}, opt {self.opt}, max {self.max}"
 
 
+def _check_sizes(dims: Sequence[int]) -> None:
+    for dim in dims:
+        if dim > _LARGEST:
+            raise ValueError(f"dimension {dim} is larger than an engine can hold (2**63 - 1)")
+
+
 def _shape_range(value: Any) -> Any:
     """Accept a fixed shape ``(1, 3, 224, 224)``, a ``(min, opt, max)`` triple of shapes, or
     ``{"choices": [shape, ...]}``."""
@@ -109,7 +125,7 @@ def _shape_range(value: Any) -> Any:
 class CompileOptions(BaseModel):
     """What to build, in engine-neutral terms. ``None`` means "the engine's default"."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     precision: Precision = Field(
         default="fp32", description="Compute precision of floating-point math."
@@ -118,7 +134,9 @@ class CompileOptions(BaseModel):
         default_factory=dict,
         description="Per input: a fixed shape or (min, opt, max) bounds for its dynamic dims.",
     )
-    threads: int | None = Field(default=None, ge=1, description="Threads one inference may use.")
+    threads: int | None = Field(
+        default=None, ge=1, le=MAX_THREADS, description="Threads one inference may use."
+    )
     optimization_level: int | None = Field(
         default=None,
         ge=0,
@@ -139,9 +157,14 @@ class CompileOptions(BaseModel):
         return {name: _shape_range(shape) for name, shape in value.items()}
 
 
-def options_error(exc: ValidationError, what: str) -> OptionsError:
-    """A one-paragraph OptionsError from a pydantic ValidationError."""
+def options_error(
+    exc: ValidationError, what: str, valid: Iterable[str] | None = None
+) -> OptionsError:
+    """A one-paragraph OptionsError from a pydantic ValidationError; ``valid`` (the accepted
+    keys) is listed when an unknown key was given."""
     problems = "; ".join(
         f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
     )
+    if valid is not None and any(err["type"] == "extra_forbidden" for err in exc.errors()):
+        problems += f" (valid keys: {', '.join(sorted(valid)) or 'none'})"
     return OptionsError(f"invalid {what}: {problems}")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
+from . import _fs
 from .dtypes import DType
-from .errors import InvalidModelError, OptionsError, UnsupportedModelError
+from .errors import CompileError, InvalidModelError, OptionsError, UnsupportedModelError
 from .options import ShapeRange
 from .tensor import Dim, TensorSpec
 
@@ -20,14 +22,20 @@ if TYPE_CHECKING:
 __all__ = [
     "OnnxModel",
     "all_nodes",
+    "build_with_fixed_shapes",
+    "check_acyclic",
     "check_shapes",
+    "describe_shapes",
+    "external_tensors",
     "fix_input_shapes",
     "graph_inputs",
     "graph_outputs",
     "graphs",
 ]
 
-_CHUNK = 1 << 20
+#: Protobuf cannot parse more; larger models keep their weights in external data files.
+_PROTO_LIMIT = (2 << 30) - 1
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -35,8 +43,12 @@ class OnnxModel:
     """An ONNX model as the core hands it to ``Backend.compile``.
 
     ``proto`` is parsed once, without external weights; ``path`` is set when the model came from a
-    file (engines that read external data files need it). ``sha256`` covers the model bytes and
-    every external data file, so it changes whenever anything the model consists of changes.
+    file. ``external_files`` are the weight files the model refers to (from any tensor: graph and
+    subgraph initializers, sparse initializers, ``Constant`` values, function bodies), each
+    checked to be a regular file inside ``base_dir`` (the model's folder; symbolic links must lead
+    inside it too). ``sha256`` covers the model bytes and every external file, so it changes
+    whenever anything the model consists of changes. Engines read the model through
+    :meth:`for_engine`, never from the locations themselves.
     """
 
     data: bytes = field(repr=False)
@@ -44,6 +56,12 @@ class OnnxModel:
     proto: onnx.ModelProto = field(repr=False)
     path: Path | None = None
     external_files: tuple[Path, ...] = ()
+    base_dir: Path | None = None
+    #: The external files' total size: what inlining the weights would add (at most).
+    external_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        check_acyclic(self.proto.graph)
 
     @property
     def has_external_data(self) -> bool:
@@ -58,14 +76,27 @@ class OnnxModel:
         return graph_outputs(self.proto)
 
     @classmethod
-    def from_source(cls, source: Any) -> OnnxModel:
-        """Accept a path to an ``.onnx`` file, serialized bytes, or an ``onnx.ModelProto``."""
+    def from_source(
+        cls, source: Any, *, base_dir: str | os.PathLike[str] | None = None
+    ) -> OnnxModel:
+        """Accept a path to an ``.onnx`` file, serialized bytes, or an ``onnx.ModelProto``.
+
+        A model file's external data is read from the file's own folder. Bytes and a
+        ``ModelProto`` have no folder: if they refer to external data, ``base_dir`` must name
+        the folder that holds it, or ``InvalidModelError`` says so.
+        """
         if isinstance(source, OnnxModel):
             return source
+        base = None if base_dir is None else _base_dir(base_dir)
         if isinstance(source, (bytes, bytearray, memoryview)):
             data = bytes(source)
-            return cls(data, hashlib.sha256(data).hexdigest(), _parse(data, "<bytes>"))
+            return cls._complete(data, _parse(data, "<bytes>"), None, base, "given as bytes")
         if isinstance(source, (str, os.PathLike)):
+            if base is not None:
+                raise OptionsError(
+                    "base_dir is for models given as bytes or an onnx.ModelProto; a model file's "
+                    f"external data is always read from its own folder ({Path(source).parent})"
+                )
             return cls._from_path(Path(source))
         if type(source).__name__ == "ModelProto":
             try:
@@ -75,7 +106,7 @@ class OnnxModel:
                     f"cannot serialize this ModelProto ({exc}); save it with external data "
                     "(onnx.save(..., save_as_external_data=True)) and pass the path"
                 ) from exc
-            return cls(data, hashlib.sha256(data).hexdigest(), source)
+            return cls._complete(data, source, None, base, "given as a ModelProto")
         raise InvalidModelError(
             f"expected a path, bytes or onnx.ModelProto, got {type(source).__name__}"
         )
@@ -83,26 +114,232 @@ class OnnxModel:
     @classmethod
     def _from_path(cls, path: Path) -> OnnxModel:
         try:
-            data = path.read_bytes()
+            fd, st = _fs.open_regular(path)
         except FileNotFoundError:
             raise InvalidModelError(f"no such model file: {path}") from None
+        except (OSError, ValueError) as exc:
+            raise InvalidModelError(f"cannot read model file {path}: {_why(exc)}") from exc
+        try:
+            if st.st_size > _PROTO_LIMIT:
+                raise InvalidModelError(
+                    f"{path} is {st.st_size / 2**30:.1f} GiB; an ONNX file holds at most 2 GiB "
+                    "(keep the weights in external data: onnx.save(..., "
+                    "save_as_external_data=True))"
+                )
+            data = _fs.read_exact(fd, st.st_size)
         except OSError as exc:
-            raise InvalidModelError(f"cannot read model file {path}: {exc.strerror}") from exc
-        proto = _parse(data, str(path))
+            raise InvalidModelError(f"cannot read model file {path}: {_why(exc)}") from exc
+        finally:
+            os.close(fd)
+        absolute = Path(os.path.abspath(path))
+        return cls._complete(data, _parse(data, str(path)), absolute, absolute.parent, path.name)
+
+    @classmethod
+    def _complete(
+        cls, data: bytes, proto: onnx.ModelProto, path: Path | None, base: Path | None, what: str
+    ) -> OnnxModel:
+        """Find, check and hash the external files ``proto`` refers to."""
         digest = hashlib.sha256(data)
-        files = _external_files(proto, path.parent)
-        for extra in files:
-            digest.update(extra.name.encode())
+        files: dict[Path, str] = {}
+        size = 0
+        for tensor, where in external_tensors(proto):
+            location = _location(tensor)
+            if base is None:
+                raise InvalidModelError(
+                    f"the model {what} keeps the data of tensor {tensor.name!r} ({where}) in the "
+                    f"external file {location!r}, but has no folder to find it in: pass "
+                    "base_dir= (the folder that holds it), or load the model from its .onnx file"
+                )
+            files.setdefault(_resolve(location, base, path, tensor.name), location)
+        for file, location in files.items():
             try:
-                with extra.open("rb") as fh:
-                    while chunk := fh.read(_CHUNK):
-                        digest.update(chunk)
+                fd, st = _fs.open_regular(file)
+            except (OSError, ValueError) as exc:
+                raise InvalidModelError(
+                    f"the model {what} keeps weights in {location}, which cannot be read: "
+                    f"{_why(exc)}"
+                ) from exc
+            try:
+                digest.update(f"\0{location}\0{st.st_size}\0".encode())
+                size += st.st_size
+                _fs.stream(fd, st.st_size, digest.update)
             except OSError as exc:
                 raise InvalidModelError(
-                    f"model {path.name} keeps weights in {extra.name}, which cannot be read: "
-                    f"{exc.strerror}"
+                    f"the model {what} keeps weights in {location}, which cannot be read: "
+                    f"{_why(exc)}"
                 ) from exc
-        return cls(data, digest.hexdigest(), proto, path.resolve(), files)
+            finally:
+                os.close(fd)
+        base = base if files else None
+        return cls(data, digest.hexdigest(), proto, path, tuple(files), base, size)
+
+    @overload
+    def for_engine(self, *, inline: Literal[True]) -> onnx.ModelProto: ...
+    @overload
+    def for_engine(
+        self, *, inline: bool | Literal["if_fits"] = False
+    ) -> Path | onnx.ModelProto: ...
+    def for_engine(self, *, inline: bool | Literal["if_fits"] = False) -> Path | onnx.ModelProto:
+        """The model as an engine should read it; every plugin goes through this.
+
+        Without external data: :attr:`proto`. With external data: the model file's path when
+        the model came from a file and ``inline`` is false (the engine then reads the weights
+        next to it, from the files checked above); otherwise a copy of :attr:`proto` with every
+        external tensor's bytes read in from those same checked files (bounded by each file's
+        size), for engines that take a proto or bytes. ``"if_fits"`` inlines when the result
+        stays within protobuf's 2 GiB and gives the path otherwise. Raises
+        ``InvalidModelError`` when an inline copy is needed and would exceed 2 GiB.
+        """
+        base = self.base_dir
+        if not self.external_files or base is None:
+            return self.proto
+        if inline == "if_fits":
+            inline = len(self.data) + self.external_bytes <= _PROTO_LIMIT or self.path is None
+        if self.path is not None and not inline:
+            return self.path
+        import onnx
+
+        out = onnx.ModelProto()
+        out.CopyFrom(self.proto)
+        total = out.ByteSize()
+        for tensor, where in external_tensors(out):
+            location = _location(tensor)
+            file = _resolve(location, base, self.path, tensor.name)
+            tensor.raw_data = _read_range(file, tensor, where)
+            del tensor.external_data[:]
+            tensor.data_location = onnx.TensorProto.DEFAULT
+            total += len(tensor.raw_data)
+            if total > _PROTO_LIMIT:
+                raise InvalidModelError(
+                    "the model's weights do not fit in one protobuf (2 GiB) for an engine that "
+                    "takes the model inline; load the model from its .onnx file instead"
+                )
+        return out
+
+
+def external_tensors(proto: onnx.ModelProto) -> Iterator[tuple[Any, str]]:
+    """``(TensorProto, where)`` for every tensor of ``proto`` whose data is in an external file:
+    initializers and sparse initializers of the graph and of every subgraph (If/Loop/Scan),
+    tensors in node attributes (``Constant`` values) and in function bodies."""
+    for tensor, where in _all_tensors(proto):
+        if tensor.data_location == 1:  # TensorProto.EXTERNAL
+            yield tensor, where
+
+
+def external_locations(path: Path) -> list[str]:
+    """The external data locations the ONNX file ``path`` refers to (none if it is not one)."""
+    import onnx
+
+    try:
+        proto = onnx.load_model(str(path), load_external_data=False)
+    except Exception:  # not readable as ONNX: whoever wrote it reports that, not this check
+        return []
+    return [
+        next((e.value for e in t.external_data if e.key == "location"), "")
+        for t, _ in external_tensors(proto)
+    ]
+
+
+def _all_tensors(proto: Any) -> Iterator[tuple[Any, str]]:
+    def from_nodes(nodes: Any, where: str) -> Iterator[tuple[Any, str]]:
+        for node in nodes:
+            of_node = f"of node {node.name or node.op_type!r}{where}"
+            for attr in node.attribute:
+                tensors = [attr.t] if attr.HasField("t") else []
+                tensors.extend(attr.tensors)
+                sparse = [attr.sparse_tensor] if attr.HasField("sparse_tensor") else []
+                for s in (*sparse, *attr.sparse_tensors):
+                    tensors.extend((s.values, s.indices))
+                for tensor in tensors:
+                    yield tensor, f"attribute {attr.name!r} {of_node}"
+                for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                    yield from from_graph(sub, f" in subgraph {sub.name!r}")
+
+    def from_graph(graph: Any, where: str) -> Iterator[tuple[Any, str]]:
+        for tensor in graph.initializer:
+            yield tensor, f"initializer{where}"
+        for sparse in graph.sparse_initializer:
+            yield sparse.values, f"sparse initializer{where}"
+            yield sparse.indices, f"sparse initializer{where}"
+        yield from from_nodes(graph.node, where)
+
+    yield from from_graph(proto.graph, "")
+    for function in proto.functions:
+        yield from from_nodes(function.node, f" in function {function.name!r}")
+    for info in proto.training_info:
+        yield from from_graph(info.initialization, " in a training graph")
+        yield from from_graph(info.algorithm, " in a training graph")
+
+
+def _location(tensor: Any) -> str:
+    for entry in tensor.external_data:
+        if entry.key == "location":
+            return str(entry.value)
+    raise InvalidModelError(f"tensor {tensor.name!r} is marked external but names no location")
+
+
+def _base_dir(base_dir: str | os.PathLike[str]) -> Path:
+    try:
+        base = Path(os.path.abspath(base_dir))
+        if base.is_dir():
+            return base
+    except (TypeError, ValueError) as exc:
+        raise OptionsError(f"base_dir must be a folder path, got {base_dir!r}: {exc}") from exc
+    raise OptionsError(f"base_dir {base_dir} is not a folder")
+
+
+def _resolve(location: str, base: Path, model: Path | None, tensor: str) -> Path:
+    """``base/location`` once it is known to stay inside ``base``: relative, no ``..``, and a
+    symbolic link on the way must lead inside ``base`` (or inside the folder the model file
+    really lives in, as in the Hugging Face cache)."""
+    problem = None
+    posix, windows = PurePosixPath(location), PureWindowsPath(location)
+    if not location or "\0" in location:
+        problem = "is not a valid file name"
+    elif posix.is_absolute() or windows.is_absolute() or windows.drive:
+        problem = "is an absolute path; external data must be relative to the model's folder"
+    elif ".." in posix.parts or ".." in windows.parts:
+        problem = "leaves the model's folder (..)"
+    else:
+        full = Path(os.path.normpath(base / location))
+        real = os.path.realpath(full)
+        roots = {os.path.realpath(base)}
+        if model is not None:
+            roots.add(os.path.dirname(os.path.realpath(model)))
+        if any(os.path.commonpath([real, root]) == root for root in roots):
+            return full
+        problem = f"is a symbolic link that leads outside the model's folder (to {real})"
+    raise InvalidModelError(
+        f"external data of tensor {tensor!r}: location {location!r} {problem}; refusing to read it"
+    )
+
+
+def _read_range(file: Path, tensor: Any, where: str) -> bytes:
+    entries = {e.key: e.value for e in tensor.external_data}
+    try:
+        fd, st = _fs.open_regular(file)
+    except (OSError, ValueError) as exc:
+        raise InvalidModelError(f"cannot read external data {file}: {_why(exc)}") from exc
+    try:
+        offset = int(entries.get("offset") or 0)
+        length = int(entries["length"]) if entries.get("length") else st.st_size - offset
+        if offset < 0 or length < 0 or offset + length > st.st_size:
+            raise ValueError("outside the file")
+        os.lseek(fd, offset, os.SEEK_SET)
+        return _fs.read_exact(fd, length)
+    except ValueError:
+        raise InvalidModelError(
+            f"tensor {tensor.name!r} ({where}) reads bytes {entries.get('offset', 0)}+"
+            f"{entries.get('length', '?')} of {file.name}, a file of {st.st_size} bytes"
+        ) from None
+    except OSError as exc:
+        raise InvalidModelError(f"cannot read external data {file}: {_why(exc)}") from exc
+    finally:
+        os.close(fd)
+
+
+def _why(exc: Exception) -> str:
+    return _fs.why(exc) if isinstance(exc, OSError) else f"invalid path ({exc})"
 
 
 def _parse(data: bytes, where: str) -> onnx.ModelProto:
@@ -122,18 +359,6 @@ def _parse(data: bytes, where: str) -> onnx.ModelProto:
     if proto.ir_version <= 0 or not proto.opset_import:
         raise InvalidModelError(f"{where} lacks an IR version or opset import: not a valid model")
     return proto
-
-
-def _external_files(proto: onnx.ModelProto, base: Path) -> tuple[Path, ...]:
-    from onnx.external_data_helper import uses_external_data
-
-    names: dict[str, None] = {}
-    for tensor in proto.graph.initializer:
-        if uses_external_data(tensor):
-            for entry in tensor.external_data:
-                if entry.key == "location":
-                    names[entry.value] = None
-    return tuple(base / name for name in names)
 
 
 def _spec(value: Any) -> TensorSpec:
@@ -237,3 +462,105 @@ def fix_input_shapes(proto: onnx.ModelProto, shapes: Mapping[str, ShapeRange]) -
         for size in dims:
             shape.dim.add().dim_value = size
     return out
+
+
+def build_with_fixed_shapes(
+    proto: onnx.ModelProto,
+    shapes: Mapping[str, ShapeRange],
+    build: Callable[[onnx.ModelProto], _T],
+    *,
+    engine: str,
+    logger: logging.Logger,
+) -> _T:
+    """``build(proto)`` with the fixed shapes in ``shapes`` written into the graph's inputs, and
+    ``build(proto)`` as it is if the engine refuses that graph (its shape inference can fail
+    inside ``If`` branches that never run with those sizes). Declaring shapes never breaks a
+    model the engine runs without them: the core still checks every feed against ``shapes``.
+    The fallback is logged at WARNING, naming the shapes and the engine's reason; if the graph
+    as it is fails too, that failure (which the shapes did not cause) is raised."""
+    fixed = fix_input_shapes(proto, shapes)
+    if fixed is proto:
+        return build(proto)
+    try:
+        return build(fixed)
+    except (InvalidModelError, UnsupportedModelError, CompileError) as exc:
+        result = build(proto)
+        logger.warning(
+            "%s cannot build the model with the declared fixed input shapes %s written into "
+            "its graph (%s); built it with the graph's own dimensions instead: unirun checks "
+            "that every input has the declared shape",
+            engine,
+            describe_shapes({k: v for k, v in shapes.items() if v.is_fixed}),
+            exc,
+        )
+        return result
+
+
+def describe_shapes(shapes: Mapping[str, ShapeRange]) -> str:
+    """``input=(1, 512), state=(2, 1, 128)``: the user's ``shapes`` as they wrote them."""
+    return ", ".join(f"{name}={r.describe()}" for name, r in shapes.items())
+
+
+def check_acyclic(graph: Any) -> None:
+    """Raise ``InvalidModelError`` naming the nodes of a cycle if ``graph`` (or a subgraph) has
+    one. Engines fail on cycles in ways that say nothing (OpenVINO runs out of memory); nodes
+    merely listed out of order are not refused."""
+    for g in graphs(graph):
+        _check_acyclic(g)
+
+
+def _check_acyclic(graph: Any) -> None:
+    producer: dict[str, int] = {}
+    for index, node in enumerate(graph.node):
+        for name in node.output:
+            if name:
+                producer[name] = index
+    needs: list[set[int]] = []
+    for node in graph.node:
+        names = set(node.input) | _outer_names(node)
+        needs.append({producer[n] for n in names if n in producer})
+    waiting = {i: len(deps) for i, deps in enumerate(needs)}
+    users: dict[int, list[int]] = {}
+    for i, deps in enumerate(needs):
+        for dep in deps:
+            users.setdefault(dep, []).append(i)
+    ready = [i for i, count in waiting.items() if count == 0]
+    while ready:
+        done = ready.pop()
+        for user in users.get(done, ()):
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                ready.append(user)
+    stuck = {i for i, count in waiting.items() if count > 0}
+    if not stuck:
+        return
+    # Walk back through unfinished producers until a node repeats: that loop is a cycle.
+    path: list[int] = []
+    node = min(stuck)
+    while node not in path:
+        path.append(node)
+        node = min(d for d in needs[node] if d in stuck)
+    cycle = [*path[path.index(node) :], node]
+    steps = " → ".join(_node_label(graph.node[i], i) for i in reversed(cycle))
+    raise InvalidModelError(
+        f"the graph {graph.name or '(unnamed)'!r} has a cycle: {steps} (each node feeds the "
+        "next); ONNX graphs must be acyclic: re-export the model"
+    )
+
+
+def _outer_names(node: Any) -> set[str]:
+    """Names a node's subgraphs read from the enclosing scope (its implicit inputs)."""
+    names: set[str] = set()
+    for attr in node.attribute:
+        for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+            defined = {v.name for v in (*sub.input, *sub.initializer)}
+            for inner in sub.node:
+                defined.update(inner.output)
+            for inner in sub.node:
+                names.update(n for n in inner.input if n and n not in defined)
+                names.update(n for n in _outer_names(inner) if n not in defined)
+    return names
+
+
+def _node_label(node: Any, index: int) -> str:
+    return f"{node.name or f'#{index}'!r} ({node.op_type})"

@@ -76,7 +76,7 @@ def as_array(value: Any, spec: TensorSpec) -> np.ndarray[Any, Any]:
             )
         try:
             return np.from_dlpack(value)
-        except (BufferError, RuntimeError, TypeError) as exc:
+        except Exception as exc:  # the producer's own code runs here: it may raise anything
             bf16 = _torch_bfloat16(value)
             if bf16 is not None:
                 return bf16
@@ -96,8 +96,11 @@ def as_array(value: Any, spec: TensorSpec) -> np.ndarray[Any, Any]:
             ) from exc
     if isinstance(value, (bool, int, float, complex, str, Sequence, np.generic)):
         try:
-            return np.asarray(value, dtype=spec.dtype.numpy)
-        except (ValueError, TypeError, OverflowError) as exc:
+            # A literal the input's dtype cannot hold (70000 as float16, NaN as int64) is
+            # refused rather than turned into inf or garbage.
+            with np.errstate(over="raise", invalid="raise"):
+                return np.asarray(value, dtype=spec.dtype.numpy)
+        except (ValueError, TypeError, OverflowError, FloatingPointError) as exc:
             raise InputError(
                 f"input {spec.name!r}: cannot convert {value!r:.80} to {spec.dtype} ({exc})",
                 spec.name,
@@ -126,9 +129,9 @@ def _torch_bfloat16(value: Any) -> np.ndarray[Any, Any] | None:
 def _dlpack_device(value: Any) -> tuple[int, int] | None:
     try:
         kind, index = value.__dlpack_device__()
-    except Exception:
+        return int(kind), int(index)
+    except Exception:  # no answer, or not a (type, id) pair: let np.from_dlpack decide
         return None
-    return int(kind), int(index)
 
 
 def random_feeds(
@@ -137,6 +140,8 @@ def random_feeds(
     """Random inputs of the right dtype and shape; symbolic dims take ``shapes``' opt size or 1.
 
     Integers are drawn from 0..9 so that index-like inputs (token ids, positions) stay valid.
+    Small and predictable, for tests; the commands invent representative inputs with
+    :class:`unirun.inputs.InputPlan` instead.
     """
     rng = np.random.default_rng(seed)
     feeds: dict[str, np.ndarray[Any, Any]] = {}

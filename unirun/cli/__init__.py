@@ -1,13 +1,28 @@
 """The ``unirun`` command line. Each command lives in its own module and registers on ``app``;
-heavy or optional imports (matplotlib) happen inside the command that needs them."""
+heavy or optional imports (matplotlib) happen inside the command that needs them.
+
+A command's module is imported only when that command runs (``_lazy.COMMANDS`` lists them for
+``unirun --help``); ``unirun.cli.app`` is the application with every command registered."""
 
 from __future__ import annotations
 
-# Imported for their side effect: each registers its command(s) on ``app``, in help order.
-# isort: off
-from . import _backends, _doctor, _inspect, _compile, _run, _bench, _compare, _cache, _new  # noqa: F401
+from typing import TYPE_CHECKING, Any
 
-# isort: on
-from ._app import app, main
+from ._app import main
+
+if TYPE_CHECKING:
+    from ._app import app
+
+
+if not TYPE_CHECKING:  # type checkers see the import above
+
+    def __getattr__(name: str) -> Any:
+        if name == "app":
+            from . import _app, _lazy
+
+            _lazy.load_commands()
+            return _app.app
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["app", "main"]

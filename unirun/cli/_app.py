@@ -11,14 +11,16 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as escape_markup
 
 from .._version import __version__
 from ..device import Device
 from ..errors import UnirunError
+from ._lazy import LazyGroup
 
 app = typer.Typer(
     name="unirun",
+    cls=LazyGroup,  # imports a command's module only when it runs
     help="Run ONNX models on any inference engine: ONNX Runtime, OpenVINO, TensorRT, Core ML.",
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -36,7 +38,7 @@ EXIT_ERROR = 1  # unirun refused or failed: bad model, unknown backend, bad inpu
 EXIT_USAGE = 2  # the command line itself is wrong (Click's own code)
 EXIT_CHECK_FAILED = 3  # a check ran and failed: `compare` over tolerance, `doctor` problems
 
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 _state: dict[str, bool] = {"debug": False}
 
@@ -58,6 +60,31 @@ def _root(
     _state["debug"] = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+# C0 and C1 controls, DEL, and the Unicode marks that reorder or break lines: a model's names
+# could otherwise retitle or clear the terminal, or print lines that look like unirun's own.
+_CONTROLS = {
+    code: (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    for code in (
+        *range(0x20),
+        *range(0x7F, 0xA0),
+        0x061C,
+        0x200E,
+        0x200F,
+        *range(0x2028, 0x202F),
+        *range(0x2066, 0x206A),
+    )
+}
+_CONTROLS.update({ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r"})
+
+
+def escape(text: object) -> str:
+    """``text`` made safe to print: control characters shown as ``\\x1b``-style escapes, and
+    rich markup escaped. Every string the CLI prints that it did not write itself (names,
+    producer strings and node names from a model or manifest, paths, engine messages) goes
+    through this."""
+    return escape_markup(str(text).translate(_CONTROLS))
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
@@ -104,25 +131,6 @@ def split_names(value: str, param: str = "--backends") -> list[str]:
     return names
 
 
-def parse_shapes(values: Sequence[str]) -> dict[str, Any]:
-    """``name=1x3x224x224`` (fixed) or ``name=1x3x224x224:8x3x224x224:32x3x224x224``."""
-    shapes: dict[str, Any] = {}
-    for value in values:
-        name, sep, spec = value.partition("=")
-        parts = spec.split(":")
-        try:
-            dims = [tuple(int(d) for d in part.lower().split("x")) for part in parts]
-        except ValueError:
-            dims = []
-        if not sep or not name or len(dims) not in (1, 3):
-            raise typer.BadParameter(
-                f"{value!r}: write NAME=1x3x224x224 or NAME=MINxDIMS:OPTxDIMS:MAXxDIMS",
-                param_hint="--shape",
-            )
-        shapes[name] = dims[0] if len(dims) == 1 else tuple(dims)
-    return shapes
-
-
 def parse_options(values: Sequence[str]) -> dict[str, Any]:
     """``KEY=VALUE`` backend options; VALUE is read as JSON (``4``, ``true``, ``{"a": 1}``) and
     otherwise kept as a string."""
@@ -136,6 +144,14 @@ def parse_options(values: Sequence[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             options[key] = raw
     return options
+
+
+def precision_label(computed: str, requested: str) -> str:
+    """The precision the engine computes in, and the request when the hardware changed it."""
+    return computed if computed == requested else f"{requested} requested → {computed}"
+
+
+STRICT_HELP = "Fail (exit 1) instead of warning when the device cannot compute in --precision."
 
 
 def human_bytes(size: float) -> str:

@@ -6,12 +6,11 @@ from typing import Any
 
 import typer
 from rich.box import SIMPLE_HEAD
-from rich.markup import escape
 from rich.table import Table
 
 from .. import _registry
 from ..backend import API_VERSION
-from ._app import app, console, write_json
+from ._app import app, console, escape, write_json
 
 
 def describe(info: _registry.BackendInfo) -> dict[str, Any]:

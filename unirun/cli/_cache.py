@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
-import shutil
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from ..artifact import MANIFEST_NAME
-from ..cache import default_cache_dir
-from ._app import app, console, human_bytes, write_json
+from .. import _fs, _registry
+from .._layout import read_manifest
+from ..cache import default_cache_dir, is_backend_name
+from ..errors import ArtifactError
+from ._app import EXIT_USAGE, app, console, escape, fail, human_bytes, write_json
 
 cache_app = typer.Typer(
     help="Show or clear the compile cache ($UNIRUN_CACHE_DIR).", no_args_is_help=True
@@ -38,15 +39,44 @@ def _size(path: Path) -> int:
 def _backend_of(entry: Path) -> str:
     """The backend recorded in an entry's manifest, or ``?`` for a damaged entry."""
     try:
-        data = json.loads((entry / MANIFEST_NAME).read_text(encoding="utf-8"))
-        return str(data["backend"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return str(json.loads(read_manifest(entry))["backend"])
+    except (ArtifactError, ValueError, KeyError, TypeError, RecursionError):
         return "?"
 
 
 def _entries(root: Path) -> list[Path]:
     artifacts = root / "artifacts"
-    return sorted(p for p in artifacts.iterdir() if p.is_dir()) if artifacts.is_dir() else []
+    if not artifacts.is_dir():
+        return []
+    return sorted(p for p in artifacts.iterdir() if p.is_dir() and not p.is_symlink())
+
+
+def _inside(root: Path, path: Path) -> bool:
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    return os.path.commonpath([real, top]) == top and real != top
+
+
+def _remove(root: Path, path: Path) -> int:
+    """Delete ``path`` if it lies inside the cache ``root`` (a link is removed, never what it
+    points to); the bytes freed."""
+    if os.path.islink(path):
+        os.unlink(path)
+        return 0
+    if not _inside(root, path):
+        return 0
+    size = _size(path)
+    _fs.remove(path)
+    return size
+
+
+def _valid_names(root: Path) -> set[str]:
+    """Backends a user may name: installed ones, and those the cache itself holds."""
+    names = set(_registry._all_entries())
+    names.update(_backend_of(entry) for entry in _entries(root))
+    engines = root / "engines"
+    if engines.is_dir():
+        names.update(p.name for p in engines.iterdir())
+    return {n for n in names if is_backend_name(n)}
 
 
 @cache_app.command()
@@ -96,18 +126,27 @@ def clear(
 ) -> None:
     """Delete compiled entries (all, or one backend's); they are rebuilt when next needed."""
     root = default_cache_dir()
+    if backend is not None:
+        valid = _valid_names(root)
+        if backend not in valid:
+            what = "unknown backend" if is_backend_name(backend) else "not a backend name"
+            raise fail(
+                f"{what} {backend!r}; -b takes one of: {', '.join(sorted(valid)) or '(none)'}",
+                EXIT_USAGE,
+            )
     removed = freed = 0
     for entry in _entries(root):
         if backend is None or _backend_of(entry) == backend:
-            freed += _size(entry)
-            shutil.rmtree(entry, ignore_errors=True)
+            freed += _remove(root, entry)
             removed += 1
     engines = root / "engines"
     # Staging directories (tmp/) and lock files stay: a build may be running in another process.
-    for extra in [engines / backend] if backend else [engines]:
-        if extra.is_dir():
-            freed += _size(extra)
-            shutil.rmtree(extra, ignore_errors=True)
+    # int8 range caches (calibration/) and stored fastest choices (choices/) are shared by every
+    # backend: cleared with everything.
+    shared = [engines, root / "calibration", root / "choices"]
+    for extra in [engines / backend] if backend else shared:
+        if os.path.lexists(extra):
+            freed += _remove(root, extra)
     which = f"{backend} " if backend else ""
     console.print(
         f"removed {removed} {which}entr{'y' if removed == 1 else 'ies'} "

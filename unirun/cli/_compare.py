@@ -1,107 +1,46 @@
-"""``unirun compare``: run the same inputs through several backends and check they agree."""
+"""``unirun compare``: run the same inputs through several backends and check they agree.
+
+An element passes when ``|got - want| <= rtol * |want| + atol``; by default ``atol`` is a
+fraction of the output's *scale* (its largest finite magnitude in the baseline), and both
+follow the precision the backend really computed in (``Model.precision``), not the request.
+A backend that fails gets its own row with the error; the others still run (exit 3)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from ..api import load
-from ..dtypes import DType
-from ..errors import UnirunError
+from ..errors import InferenceError, UnirunError
+from ..inputs import InputPlan, rejected
 from ..model import Model
+from ._agree import (
+    TOLERANCES,
+    Array,
+    compare_arrays,
+    merge,
+    numeric_float,
+    output_scale,
+    tolerance_for,
+)
 from ._app import (
     EXIT_CHECK_FAILED,
+    STRICT_HELP,
     app,
     check_device,
     check_precision,
     console,
-    parse_shapes,
+    escape,
+    precision_label,
     spinner,
     split_names,
     write_json,
 )
-from ._run import complete_feeds, read_inputs
-
-#: (rtol, atol) per compute precision of the backends under test. fp32 engines differ by
-#: summation order and fused kernels; fp16 keeps ~3 decimal digits and bf16 ~2, and the error
-#: grows through the layers.
-TOLERANCES: dict[str, tuple[float, float]] = {
-    "fp32": (1e-4, 1e-5),
-    "fp16": (1e-2, 1e-2),
-    "bf16": (5e-2, 5e-2),
-}
-
-Array = np.ndarray[Any, Any]
-
-
-def _numeric_float(dtype: np.dtype[Any]) -> bool:
-    """Floats and complex numbers, the narrow ``ml_dtypes`` floats (kind ``V``) included."""
-    if dtype.kind in "fc":
-        return True
-    try:
-        return DType.from_numpy(dtype).is_float
-    except (UnirunError, ValueError, TypeError):
-        return False
-
-
-def compare_arrays(got: Array, want: Array, rtol: float, atol: float) -> dict[str, Any]:
-    """How far ``got`` is from ``want``: pass if every element has ``|got - want| <= atol +
-    rtol * |want|`` (NaN matches NaN, equal infinities match); non-float outputs must be equal.
-    ``max_rel`` is taken over the elements whose baseline magnitude is at least ``atol``."""
-    result: dict[str, Any] = {"total": int(want.size), "max_abs": 0.0, "max_rel": 0.0}
-    if got.shape != want.shape:
-        return {**result, "ok": False, "mismatched": int(want.size), "problem": "shape"}
-    if want.size == 0:
-        return {**result, "ok": got.dtype == want.dtype, "mismatched": 0}
-    if _numeric_float(want.dtype) or _numeric_float(got.dtype):
-        a, b = got.astype(np.complex128), want.astype(np.complex128)
-        nan_a, nan_b = np.isnan(a), np.isnan(b)
-        same = (nan_a & nan_b) | (np.isinf(a) & (a == b))
-        with np.errstate(invalid="ignore"):  # inf - inf: handled by ``same``
-            diff = np.where(same, 0.0, np.where(nan_a | nan_b, np.inf, np.abs(a - b)))
-        scale = np.abs(b)
-        bad = ~(diff <= atol + rtol * np.where(same, 0.0, scale))
-        big = (scale >= atol) & ~same
-        max_rel = float((diff[big] / scale[big]).max()) if big.any() else 0.0
-    else:
-        equal = got == want
-        bad = ~np.asarray(equal, dtype=bool)
-        diff = (
-            np.abs(got.astype(np.float64) - want.astype(np.float64))
-            if want.dtype.kind in "iub"
-            else bad.astype(np.float64)
-        )
-        max_rel = 0.0 if not bad.any() else float("nan")
-    result.update(
-        ok=not bad.any() and got.dtype == want.dtype,
-        mismatched=int(bad.sum()),
-        max_abs=float(diff.max()),
-        max_rel=max_rel,
-    )
-    if got.dtype != want.dtype:
-        result["problem"] = f"dtype {got.dtype}, baseline {want.dtype}"
-    if bad.any():
-        result["worst_index"] = [int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape)]
-    return result
-
-
-def _merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
-    if old is None:
-        return new
-    merged = dict(old)
-    merged["ok"] = old["ok"] and new["ok"]
-    merged["total"] = old["total"] + new["total"]
-    merged["mismatched"] = old["mismatched"] + new["mismatched"]
-    for key in ("max_abs", "max_rel"):
-        merged[key] = max(old[key], new[key])
-    if "problem" in new:
-        merged["problem"] = new["problem"]
-    return merged
+from ._inputs import onnx_graph, parse_shapes, plan_for, read_inputs
+from ._run import INPUT_HELP, SHAPE_HELP
 
 
 def _pick_baseline(names: list[str], baseline: str | None) -> str:
@@ -142,29 +81,30 @@ def compare(
         "--precision",
         "-p",
         callback=check_precision,
-        help="Precision of the backends under test (the baseline runs fp32); picks tolerances.",
+        help="Precision requested of the backends under test (the baseline runs fp32).",
     ),
-    shapes: list[str] = typer.Option(
-        [], "--shape", help="NAME=1x3x224x224 or NAME=MIN:OPT:MAX (random inputs use OPT)."
+    strict_precision: bool = typer.Option(False, "--strict-precision", help=STRICT_HELP),
+    shapes: list[str] = typer.Option([], "--shape", help=SHAPE_HELP),
+    inputs: list[str] = typer.Option([], "--input", "-i", help=INPUT_HELP),
+    calibration: Path | None = typer.Option(
+        None, "--calibration", file_okay=False, help="Directory of .npy/.npz samples (-p int8)."
     ),
-    inputs: list[str] = typer.Option(
-        [], "--input", "-i", help="NAME=FILE.npy or FILE.npz; inputs not given are random."
-    ),
-    samples: int = typer.Option(1, "--samples", min=1, help="Random input sets to try."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the first random input set."),
+    samples: int = typer.Option(1, "--samples", min=1, help="Invented input sets to try."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the first invented input set."),
     rtol: float | None = typer.Option(
-        None, "--rtol", min=0.0, help="Override the relative tolerance."
+        None, "--rtol", min=0.0, help="Relative tolerance instead of the precision's."
     ),
     atol: float | None = typer.Option(
-        None, "--atol", min=0.0, help="Override the absolute tolerance."
+        None, "--atol", min=0.0, help="Absolute tolerance (not scaled) instead of the default."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Run the same inputs through each backend and compare every output with the baseline's.
 
-    Reports the max absolute and relative error per output and passes or fails against
-    tolerances chosen from the precision (fp32 tight, fp16 and bf16 looser). Exits with 3
-    when any output is out of tolerance.
+    Reports the max absolute and relative error and the share of elements out of tolerance
+    per output. Tolerances follow the precision each backend really computed in and scale with
+    each output's magnitude. A backend that fails is reported in its own row. Exits with 3
+    when any output is out of tolerance or any backend failed.
     """
     names = split_names(backends)
     if len(names) < 2:
@@ -172,83 +112,228 @@ def compare(
             "give at least two backends, e.g. onnxruntime,reference", param_hint="--backends"
         )
     base_name = _pick_baseline(names, baseline)
-    default_rtol, default_atol = TOLERANCES[precision]
-    rtol = default_rtol if rtol is None else rtol
-    atol = default_atol if atol is None else atol
-    parsed_shapes = parse_shapes(shapes) or None
     given = read_inputs(inputs)
+    parsed_shapes = parse_shapes(shapes) or None
+    graph = onnx_graph(model)
     models: dict[str, Model] = {}
+    errors: dict[str, str] = {}
     try:
         for name in [base_name, *(n for n in names if n != base_name)]:
             is_base = name == base_name
-            with spinner(f"compiling and loading {escape(model.name)} on {escape(name)}…"):
-                models[name] = load(
-                    model,
-                    backend=name,
-                    device="auto" if is_base else device,
-                    precision="fp32" if is_base else precision,
-                    shapes=parsed_shapes,
-                )
-        reports = _run_all(models, base_name, given, samples, seed, rtol, atol)
+            try:
+                with spinner(f"compiling and loading {escape(model.name)} on {escape(name)}…"):
+                    models[name] = load(
+                        model,
+                        backend=name,
+                        device="auto" if is_base else device,
+                        precision="fp32" if is_base else precision,
+                        shapes=parsed_shapes,
+                        strict_precision=strict_precision and not is_base,
+                        calibration=None if is_base else calibration,
+                    )
+            except UnirunError as exc:
+                errors[name] = f"{exc} ({type(exc).__name__})"
+        reports: list[dict[str, Any]] = []
+        invented = ""
+        if base_name in models:
+            plan = plan_for(models[base_name], graph, given, {}, seed)
+            invented = plan.describe()
+            reports = _run_all(
+                models, base_name, plan, samples, seed, rtol, atol, errors, precision
+            )
     finally:
         for m in models.values():
             m.close()
-    ok = all(r["ok"] for r in reports)
+    rows = _rows(names, base_name, models, reports, errors)
+    ok = all(r["ok"] for r in rows)
+    base = models.get(base_name)
     if as_json:
         write_json(
             {
                 "ok": ok,
                 "baseline": base_name,
+                "baseline_device": base.device_label if base is not None else None,
+                "baseline_precision": base.precision if base is not None else None,
                 "precision": precision,
                 "rtol": rtol,
                 "atol": atol,
                 "samples": samples,
-                "results": reports,
+                "invented": invented,
+                "results": rows,
             }
         )
     else:
-        _print(reports, models[base_name], precision, rtol, atol, samples, ok)
+        _print(rows, base_name, base, precision, samples, ok, rtol, atol)
+        if invented:
+            console.print(
+                f"[dim]invented inputs{' (first set)' if samples > 1 else ''}: "
+                f"{escape(invented)}[/]"
+            )
+        for r in rows:
+            if "inputs" in r:
+                console.print(
+                    f"[dim]{escape(r['backend'])}:{escape(r['output'])} ran on larger "
+                    f"invented sizes: {escape(r['inputs'])}[/]"
+                )
     if not ok:
         raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def _rows(
+    names: list[str],
+    base_name: str,
+    models: dict[str, Model],
+    reports: list[dict[str, Any]],
+    errors: dict[str, str],
+) -> list[dict[str, Any]]:
+    """Every backend's rows in the order given: its outputs, or one row with its error."""
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        if name == base_name and name not in errors:
+            continue
+        m = models.get(name)
+        who: dict[str, Any] = {"backend": name}
+        if m is not None:
+            who.update(
+                device=m.device_label,
+                precision=m.precision,
+                requested_precision=m.options.precision,
+            )
+        if name in errors:
+            role = " (the baseline)" if name == base_name else ""
+            rows.append({**who, "ok": False, "error": errors[name] + role})
+        elif base_name in errors:
+            rows.append({**who, "ok": False, "error": f"not compared: baseline {base_name} failed"})
+        else:
+            rows.extend({**who, **r} for r in reports if r["backend"] == name)
+    return rows
 
 
 def _run_all(
     models: dict[str, Model],
     base_name: str,
-    given: dict[str, Array],
+    plan: InputPlan,
     samples: int,
     seed: int,
-    rtol: float,
-    atol: float,
+    rtol: float | None,
+    atol: float | None,
+    errors: dict[str, str],
+    precision: str,
 ) -> list[dict[str, Any]]:
-    base = models[base_name]
+    """Compare every backend with the baseline on each input set. Failures go to ``errors``;
+    when the baseline fails, nothing is compared. Cosine and top-1 agreement come from
+    :class:`unirun.quantize.Meters`, which also judges int8 by its accuracy bound."""
+    from ..quantize import Meters
+
+    meters = Meters()
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     for sample in range(samples):
-        feeds = dict(given)
-        complete_feeds(base, feeds, seed + sample)
-        want = base.infer(feeds)
+        plan.reseed(seed + sample)
+        wants: dict[int, dict[str, Array] | UnirunError] = {}
         for name, m in models.items():
-            if name == base_name:
+            if name == base_name or name in errors:
                 continue
-            got = m.infer(feeds)
-            for out, expected in want.items():
-                key = (name, out)
-                if out not in got:
-                    report = {
-                        "ok": False,
-                        "total": int(expected.size),
-                        "mismatched": int(expected.size),
-                        "max_abs": float("nan"),
-                        "max_rel": float("nan"),
-                        "problem": "missing",
-                    }
-                else:
-                    report = compare_arrays(got[out], expected, rtol, atol)
-                merged[key] = _merge(merged.get(key), report)
+            failed = _compare_one(
+                name, m, base_name, models[base_name], plan, wants, merged, meters, rtol, atol
+            )
+            if failed is not None:
+                errors[failed[0]] = failed[1]
+                if failed[0] == base_name:
+                    return []
     return [
-        {"backend": name, "device": str(models[name].device), "output": out, **report}
-        for (name, out), report in merged.items()
+        meters.annotate({"backend": name, "output": out, **r}, precision)
+        for (name, out), r in merged.items()
     ]
+
+
+def _compare_one(
+    name: str,
+    model: Model,
+    base_name: str,
+    base: Model,
+    plan: InputPlan,
+    wants: dict[int, dict[str, Array] | UnirunError],
+    merged: dict[tuple[str, str], dict[str, Any]],
+    meters: Any,
+    rtol: float | None,
+    atol: float | None,
+) -> tuple[str, str] | None:
+    """Compare ``model`` with the baseline at the smallest invented sizes both accept (the
+    baseline's outputs per size are kept in ``wants``). Returns the backend that failed and
+    its error, or None."""
+    firsts: dict[str, tuple[UnirunError, str]] = {}
+    tried: list[str] = []
+    for attempt in range(plan.last_attempt + 1):
+        plan.set_attempt(attempt)
+        if attempt not in wants:
+            wants[attempt] = _try(base, plan.feeds())
+        want = wants[attempt]
+        result: dict[str, Array] | UnirunError
+        if isinstance(want, UnirunError):
+            who, result = base_name, want
+        else:
+            who, result = name, _try(model, plan.feeds())
+            if not isinstance(result, UnirunError):
+                for out, expected in want.items():
+                    report = _one(result, out, expected, model, base, rtol, atol)
+                    if out in result:
+                        meters.add(name, out, result[out], expected)
+                    if attempt:
+                        report["inputs"] = plan.sizes()
+                    merged[(name, out)] = merge(merged.get((name, out)), report)
+                return None
+        firsts.setdefault(who, (result, plan.story()))
+        if attempt:
+            tried.append(plan.sizes())
+        grow = isinstance(result, InferenceError) and bool(plan.invented)
+        if who == base_name and name in firsts:
+            who, grow = name, False  # the baseline ran the smaller inputs this one refused
+        if not grow or attempt == plan.last_attempt:
+            error, story = firsts[who]
+            if isinstance(error, InferenceError) and plan.invented:
+                error = rejected(error, who, story, tried, plan.fix())
+            return who, f"{error} ({type(error).__name__})"
+    return None
+
+
+def _try(model: Model, feeds: dict[str, Array]) -> dict[str, Array] | UnirunError:
+    try:
+        return model.infer(feeds)
+    except UnirunError as exc:
+        return exc
+
+
+def _one(
+    got: dict[str, Array],
+    out: str,
+    expected: Array,
+    model: Model,
+    base: Model,
+    rtol: float | None,
+    atol: float | None,
+) -> dict[str, Any]:
+    worst, default_rtol, factor = tolerance_for(model.precision, base.precision)
+    scale = output_scale(expected)
+    r = default_rtol if rtol is None else rtol
+    a = factor * scale if atol is None else atol
+    if not numeric_float(expected.dtype):
+        r, a = 0.0, 0.0  # integers, booleans, strings: equal or not
+    if out not in got:
+        report = {
+            "ok": False,
+            "total": int(expected.size),
+            "mismatched": int(expected.size),
+            "fraction": 1.0,
+            "max_abs": float("nan"),
+            "max_rel": float("nan"),
+            "rtol": r,
+            "atol": a,
+            "problem": "missing",
+        }
+    else:
+        report = compare_arrays(got[out], expected, r, a)
+    exact = not numeric_float(expected.dtype)
+    return {**report, "tolerance": worst, "tolerance_applies": not exact, "scale": scale}
 
 
 def _fmt(value: float) -> str:
@@ -256,41 +341,75 @@ def _fmt(value: float) -> str:
 
 
 def _print(
-    reports: list[dict[str, Any]],
-    base: Model,
+    rows: list[dict[str, Any]],
+    base_name: str,
+    base: Model | None,
     precision: str,
-    rtol: float,
-    atol: float,
     samples: int,
     ok: bool,
+    rtol: float | None,
+    atol: float | None,
 ) -> None:
+    where = f" on {escape(base.device_label)} ({base.precision})" if base is not None else ""
+    if rtol is None and atol is None:
+        rule = (
+            "tolerances follow each backend's computed precision "
+            f"({precision} tolerances: rtol {TOLERANCES[precision][0]:g}, "
+            f"atol {TOLERANCES[precision][1]:g} × the output's largest magnitude)"
+        )
+    else:
+        rule = f"given tolerances: rtol {_fmt(rtol or 0)}, atol {_fmt(atol or 0)}"
     console.print(
-        f"baseline [bold]{base.backend}[/] on {base.device} (fp32) · {precision} tolerances: "
-        f"rtol {rtol:g}, atol {atol:g} · {samples} input set{'s' if samples > 1 else ''}"
+        f"baseline [bold]{escape(base_name)}[/]{where} · {rule} · {samples} input "
+        f"set{'s' if samples > 1 else ''}"
     )
+    from ..quantize import BOUND_TEXT, Meters
+
+    if precision == "int8":
+        console.print(BOUND_TEXT)
     table = Table(show_edge=False)
     table.add_column("backend", style="bold", no_wrap=True)
     table.add_column("output", no_wrap=True)
     table.add_column("max abs", justify="right")
     table.add_column("max rel", justify="right")
     table.add_column("out of tolerance", justify="right")
+    table.add_column("atol", justify="right")
+    table.add_column("cosine", justify="right")
+    table.add_column("top-1", justify="right")
     table.add_column("result", no_wrap=True)
-    for r in reports:
+    for r in rows:
+        who = escape(r["backend"])
+        if "device" in r:
+            label = precision_label(r["precision"], r["requested_precision"])
+            who += f" ({escape(r['device'])}, {escape(label)})"
+        if "error" in r:
+            table.add_row(who, "-", "-", "-", "-", "-", "-", "-", "[red]ERROR[/] (below)")
+            continue
         verdict = "[green]pass[/]" if r["ok"] else "[red]FAIL[/]"
         if "problem" in r:
             verdict += f" ({escape(r['problem'])})"
         table.add_row(
-            f"{escape(r['backend'])} ({r['device']})",
+            who,
             escape(r["output"]),
             _fmt(r["max_abs"]),
             _fmt(r["max_rel"]),
-            f"{r['mismatched']:,} / {r['total']:,}",
+            f"{r['mismatched']:,} / {r['total']:,} ({r['fraction']:.2%})",
+            _fmt(r["atol"]) if r["tolerance_applies"] else "exact",
+            *Meters.cells(r),
             verdict,
         )
     console.print(table)
-    failed = [r for r in reports if not r["ok"]]
+    for r in rows:
+        if "error" in r:
+            console.print(f"[red]{escape(r['backend'])} failed:[/] {escape(r['error'])}")
     if ok:
         console.print("[green]PASS[/]: every output is within tolerance")
-    else:
-        which = ", ".join(f"{r['backend']}:{r['output']}" for r in failed)
-        console.print(f"[red]FAIL[/]: {len(failed)} output(s) out of tolerance: {escape(which)}")
+        return
+    failed = [f"{r['backend']}:{r['output']}" for r in rows if not r["ok"] and "output" in r]
+    broken = [r["backend"] for r in rows if "error" in r]
+    parts = []
+    if failed:
+        parts.append(f"{len(failed)} output(s) out of tolerance: {', '.join(failed)}")
+    if broken:
+        parts.append(f"{len(broken)} backend(s) failed: {', '.join(broken)}")
+    console.print(f"[red]FAIL[/]: {escape('; '.join(parts))}")

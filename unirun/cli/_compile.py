@@ -6,22 +6,25 @@ import time
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
 from ..api import compile as compile_model
-from ..artifact import MANIFEST_NAME
+from ..artifact import check_destination
+from ..errors import ArtifactError
 from ._app import (
+    STRICT_HELP,
     app,
     check_device,
     check_precision,
     console,
+    escape,
     fail,
     human_bytes,
     parse_options,
-    parse_shapes,
+    precision_label,
     spinner,
     write_json,
 )
+from ._inputs import parse_shapes
 
 
 @app.command("compile")
@@ -35,8 +38,12 @@ def compile_command(
         "auto", "--device", "-d", callback=check_device, help="cpu, cuda:0, gpu, npu, ane, auto…"
     ),
     precision: str = typer.Option(
-        "fp32", "--precision", "-p", callback=check_precision, help="fp32, fp16 or bf16."
+        "fp32", "--precision", "-p", callback=check_precision, help="fp32, fp16, bf16 or int8."
     ),
+    calibration: Path | None = typer.Option(
+        None, "--calibration", file_okay=False, help="Directory of .npy/.npz samples (-p int8)."
+    ),
+    strict_precision: bool = typer.Option(False, "--strict-precision", help=STRICT_HELP),
     shapes: list[str] = typer.Option(
         [], "--shape", help="NAME=1x3x224x224 (fixed) or NAME=MIN:OPT:MAX, each like 1x3x224x224."
     ),
@@ -48,6 +55,9 @@ def compile_command(
         [], "--option", "-O", help="Backend option KEY=VALUE (VALUE read as JSON if it parses)."
     ),
     force: bool = typer.Option(False, "--force", "-f", help="Replace an existing artifact."),
+    parents: bool = typer.Option(
+        False, "--parents", help="Create OUTPUT's missing parent folders too."
+    ),
     no_cache: bool = typer.Option(
         False, "--no-cache", help="Build afresh instead of through the compile cache."
     ),
@@ -58,9 +68,10 @@ def compile_command(
     Load it later with `unirun run OUTPUT` or `unirun.load("OUTPUT")`: backend, device and
     options then come from its manifest.
     """
-    if output.exists() and not force:
-        kind = "an artifact" if (output / MANIFEST_NAME).is_file() else "something"
-        raise fail(f"{output} already holds {kind}; pass --force to replace an artifact")
+    try:
+        check_destination(output, overwrite=force, parents=parents)
+    except ArtifactError as exc:
+        raise fail(str(exc)) from None
     parsed_shapes = parse_shapes(shapes)
     parsed_options = parse_options(options)
     started = time.perf_counter()
@@ -75,27 +86,39 @@ def compile_command(
             threads=threads,
             optimization_level=optimization_level,
             cache=not no_cache,
+            calibration=calibration,
+            strict_precision=strict_precision,
         )
-        saved = artifact.save(output, overwrite=force)
+        saved = artifact.save(output, overwrite=force, parents=parents)
     seconds = time.perf_counter() - started
     m = artifact.manifest
     size = sum(f.size for f in m.files)
+    computed = m.computed_precision or m.options.precision
     if as_json:
         write_json(
             {
                 "artifact": str(saved),
                 "backend": m.backend,
                 "device": m.device,
-                "precision": m.options.precision,
+                "precision": computed,
+                "requested_precision": m.options.precision,
                 "files": [f.path for f in m.files],
                 "bytes": size,
+                "sha256": artifact.sha256,
                 "seconds": round(seconds, 3),
+                "quantization": m.extra.get("quantization"),
             }
         )
         return
     console.print(
         f"compiled [bold]{escape(model.name)}[/] with [bold]{escape(m.backend)}[/] for "
-        f"[bold]{escape(m.device)}[/] ({m.options.precision}) in {seconds:.2f} s → "
+        f"[bold]{escape(m.device)}[/] ({escape(precision_label(computed, m.options.precision))}) "
+        f"in {seconds:.2f} s → "
         f"{escape(str(saved))} ({len(m.files)} file(s), {human_bytes(size)})"
     )
+    console.print(f"sha256 {artifact.sha256} (pin it: unirun.load(path, expect_sha256=...))")
+    from ..quantize import summary
+
+    if (line := summary(m)) is not None:
+        console.print(escape(line))
     console.print(f"run it: unirun run {escape(str(saved))}")

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from .. import _registry
@@ -19,7 +18,7 @@ from ..backend import API_VERSION, SupportsDiagnosis
 from ..cache import default_cache_dir
 from ..device import Device
 from ..errors import UnirunError
-from ._app import EXIT_CHECK_FAILED, app, check_device, console, write_json
+from ._app import EXIT_CHECK_FAILED, app, check_device, console, escape, write_json
 
 Status = Literal["ok", "warn", "fail", "info"]
 _ICONS = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]", "info": "[dim]·[/]"}

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from .. import _registry
@@ -18,7 +17,7 @@ from ..device import Device
 from ..dtypes import DType
 from ..source import OnnxModel, graphs
 from ..tensor import TensorSpec
-from ._app import app, console, human_bytes, write_json
+from ._app import app, console, escape, human_bytes, write_json
 
 _SHOW_UNSUPPORTED = 8
 
@@ -221,7 +220,9 @@ def _print_verdicts(verdicts: list[dict[str, Any]]) -> None:
             )
             details.insert(0, f"unsupported: {shown}{more}")
         verdict = f"[{colour[v['verdict']]}]{v['verdict']}[/]"
-        table.add_row(v["backend"], v["device"], verdict, escape("; ".join(details)))
+        table.add_row(
+            escape(v["backend"]), escape(v["device"]), verdict, escape("; ".join(details))
+        )
     console.print(table)
     console.print("[dim]not listed: backends that cannot compile here (see unirun backends)[/]")
 
@@ -257,5 +258,5 @@ def _artifact(artifact: Artifact, as_json: bool) -> None:
     )
     console.print(
         f"  built {m.created:%Y-%m-%d %H:%M UTC} by unirun {escape(m.unirun_version)} from "
-        f"source sha256 {m.source_sha256[:16]}…"
+        f"source sha256 {escape(m.source_sha256[:16])}…"
     )

@@ -1,63 +1,46 @@
-"""``unirun run``: load a model or artifact, feed it files or random inputs, show the outputs."""
+"""``unirun run``: load a model or artifact, feed it files, values or invented inputs, show the
+outputs."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import typer
-from rich.markup import escape
 from rich.table import Table
 
+from .._timing import time_calls
 from ..api import load
-from ..model import Model
-from ..tensor import random_feeds
+from ..inputs import run_first
 from ._app import (
+    STRICT_HELP,
     app,
     check_device,
     check_precision,
     console,
-    parse_shapes,
+    escape,
+    precision_label,
     spinner,
     write_json,
 )
+from ._inputs import (
+    check_output,
+    fastest_sample,
+    onnx_graph,
+    parse_shapes,
+    plan_for,
+    read_inputs,
+)
 
-
-def read_inputs(values: list[str]) -> dict[str, np.ndarray[Any, Any]]:
-    """``name=file.npy`` pairs, or ``file.npz`` holding arrays named after the inputs."""
-    feeds: dict[str, np.ndarray[Any, Any]] = {}
-    for value in values:
-        name, sep, file = value.partition("=")
-        path = Path(file if sep else value)
-        if path.suffix == ".npz" and sep:
-            raise typer.BadParameter(
-                f"{value!r}: give an .npz file without NAME=", param_hint="--input"
-            )
-        if path.suffix != ".npz" and not sep:
-            raise typer.BadParameter(
-                f"{value!r}: write NAME=FILE.npy or FILE.npz", param_hint="--input"
-            )
-        try:
-            if sep:
-                feeds[name] = np.load(path, allow_pickle=False)
-            else:
-                with np.load(path, allow_pickle=False) as archive:
-                    feeds.update({k: archive[k] for k in archive.files})
-        except (OSError, ValueError) as exc:
-            raise typer.BadParameter(f"cannot read {path}: {exc}", param_hint="--input") from exc
-    return feeds
-
-
-def complete_feeds(
-    model: Model, feeds: dict[str, np.ndarray[Any, Any]], seed: int
-) -> dict[str, np.ndarray[Any, Any]]:
-    """Random arrays for the inputs ``feeds`` lacks; returns only what it generated."""
-    missing = [s for s in model.inputs if s.name not in feeds]
-    generated = random_feeds(missing, model.options.shapes, seed=seed) if missing else {}
-    feeds.update(generated)
-    return generated
+INPUT_HELP = (
+    "NAME=FILE.npy, NAME=VALUE (a number or JSON list, e.g. sr=16000) or FILE.npz; inputs not "
+    "given are invented."
+)
+SHAPE_HELP = (
+    "NAME=1x3x224x224 or NAME=MIN:OPT:MAX: compiles for it (invented inputs use OPT); for an "
+    "artifact, only the size of invented inputs."
+)
 
 
 def _summary(array: np.ndarray[Any, Any]) -> tuple[str, str, str]:
@@ -76,10 +59,8 @@ def run(
     model: Path = typer.Argument(
         ..., exists=True, help="An .onnx file or a saved artifact directory."
     ),
-    inputs: list[str] = typer.Option(
-        [], "--input", "-i", help="NAME=FILE.npy or FILE.npz; inputs not given are random."
-    ),
-    backend: str = typer.Option("auto", "--backend", "-b", help="Backend name, or auto."),
+    inputs: list[str] = typer.Option([], "--input", "-i", help=INPUT_HELP),
+    backend: str = typer.Option("auto", "--backend", "-b", help="Backend name, auto or fastest."),
     device: str = typer.Option(
         "auto", "--device", "-d", callback=check_device, help="cpu, cuda:0, gpu, npu, ane, auto…"
     ),
@@ -90,46 +71,52 @@ def run(
         callback=lambda v: check_precision(v) if v is not None else None,
         help="fp32 (default), fp16 or bf16; not for artifacts.",
     ),
-    shapes: list[str] = typer.Option(
-        [], "--shape", help="NAME=1x3x224x224 or NAME=MIN:OPT:MAX; not for artifacts."
-    ),
+    strict_precision: bool = typer.Option(False, "--strict-precision", help=STRICT_HELP),
+    shapes: list[str] = typer.Option([], "--shape", help=SHAPE_HELP),
     output: Path | None = typer.Option(None, "--output", "-o", help="Save outputs to this .npz."),
-    seed: int = typer.Option(0, "--seed", help="Seed for random inputs."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed for invented inputs."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of tables."),
 ) -> None:
     """Run MODEL once and print each output's name, dtype, shape and a short summary."""
-    feeds = read_inputs(inputs)
-    kwargs: dict[str, Any] = {}
+    check_output(output)
+    given = read_inputs(inputs)
+    parsed_shapes = parse_shapes(shapes)
+    kwargs: dict[str, Any] = {"strict_precision": strict_precision}
     if model.is_dir():
-        if precision is not None or shapes:
+        if precision is not None:
             raise typer.BadParameter(
-                "an artifact's precision and shapes are fixed when it is compiled",
-                param_hint="--precision/--shape",
+                "an artifact's precision is fixed when it is compiled", param_hint="--precision"
             )
     else:
-        kwargs = {"precision": precision or "fp32", "shapes": parse_shapes(shapes) or None}
+        kwargs.update(precision=precision or "fp32", shapes=parsed_shapes or None)
+    graph = onnx_graph(model)
+    if backend.lower() == "fastest":
+        kwargs["sample"] = fastest_sample(graph, given)
     with spinner(f"loading {escape(model.name)}…"):
         m = load(model, backend=backend, device=device, **kwargs)
     with m:
-        generated = complete_feeds(m, feeds, seed)
-        m.infer(feeds)  # warm-up, so the time shown is a steady-state run
-        times: list[float] = []
-        deadline = time.perf_counter() + 0.5
-        while not times or (len(times) < 5 and time.perf_counter() < deadline):
-            start = time.perf_counter()
-            results = m.infer(feeds)
-            times.append(time.perf_counter() - start)
-        elapsed = sorted(times)[len(times) // 2]  # the median of up to five runs
+        plan = plan_for(m, graph, given, parsed_shapes if model.is_dir() else {}, seed)
+        results = run_first(m, plan)  # also the warm-up, so the time shown is a steady state
+        feeds = plan.feeds()
+        elapsed = time_calls(lambda: m.infer(feeds), budget=0.5, max_runs=5).median
     if output is not None:
         np.savez(output, **results)  # type: ignore[arg-type]
+    selection = getattr(m, "selection", None)
     if as_json:
         write_json(
             {
                 "backend": m.backend,
-                "device": str(m.device),
+                "device": m.device_label,
+                "precision": m.precision,
+                "requested_precision": m.options.precision,
                 "cache": m.cache_status,
                 "ms": round(elapsed * 1e3, 4),
-                "random_inputs": sorted(generated),
+                "random_inputs": sorted(plan.invented),
+                "invented": [
+                    {"name": k, "dtype": str(v.dtype), "shape": list(v.shape), "how": v.how}
+                    for k, v in plan.invented.items()
+                ],
+                "selection": str(selection) if selection is not None else None,
                 "outputs": [
                     {"name": k, "dtype": str(v.dtype), "shape": list(v.shape)}
                     for k, v in results.items()
@@ -139,14 +126,14 @@ def run(
         )
         return
     console.print(
-        f"[bold]{m.backend}[/] on [bold]{m.device}[/] · cache {m.cache_status} · "
+        f"[bold]{escape(m.backend)}[/] on [bold]{escape(m.device_label)}[/] · "
+        f"{escape(precision_label(m.precision, m.options.precision))} · cache {m.cache_status} · "
         f"{elapsed * 1e3:.2f} ms per run"
     )
-    if generated:
-        console.print(
-            "random inputs: "
-            + ", ".join(escape(f"{k} {v.dtype}{list(v.shape)}") for k, v in generated.items())
-        )
+    if selection is not None:
+        console.print(f"fastest: {escape(str(selection))}")
+    if plan.invented:
+        console.print("invented inputs: " + escape(plan.describe()))
     table = Table(title_justify="left")
     for col in ("output", "dtype", "shape", "min", "max", "first values"):
         table.add_column(col)

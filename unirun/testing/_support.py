@@ -88,7 +88,9 @@ def _dynamic_version(root: Path) -> str | None:
     file = hatch.get("version", {}).get("path")
     if not file:
         return None
-    found = re.search(r"""__version__\s*=\s*["']([^"']+)["']""", (root / file).read_text())
+    found = re.search(
+        r"""__version__\s*=\s*["']([^"']+)["']""", (root / file).read_text(encoding="utf-8")
+    )
     return found.group(1) if found else None
 
 
@@ -262,6 +264,70 @@ def reshape_model() -> Any:
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
         [numpy_helper.from_array(np.array([2, 3], np.int64), "shape")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", models.OPSET)])
+    model.ir_version = 8
+    return model
+
+
+def aliasing_model() -> Any:
+    """Outputs an engine may be tempted to return as views of the input ``x`` [3]: ``same``
+    (Identity), ``reshaped`` (Reshape to [3, 1]) and ``x`` itself (a graph output that is also
+    its input)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Identity", ["x"], ["same"], name="identity"),
+            helper.make_node("Reshape", ["x", "column"], ["reshaped"], name="reshape"),
+        ],
+        "aliasing",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [
+            helper.make_tensor_value_info("same", TensorProto.FLOAT, [3]),
+            helper.make_tensor_value_info("reshaped", TensorProto.FLOAT, [3, 1]),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [3]),
+        ],
+        [numpy_helper.from_array(np.array([3, 1], np.int64), "column")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", models.OPSET)])
+    model.ir_version = 8
+    return model
+
+
+#: Operators whose NaN handling differs between engines (max/min-based kernels may return the
+#: other operand), and a whole CNN, for ``BackendConformance.test_nan_propagates``.
+NAN_CASES = ("Relu", "MaxPool", "ReduceMax", "Clip", "Max", "conv_net")
+
+
+def nan_model(case: str) -> Any:
+    """A model on which IEEE arithmetic (and ONNX's reference) turns an all-NaN input into an
+    all-NaN output: one ``case`` operator on ``x`` [1, 2, 4, 4], or ``conv_net``."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    if case == "conv_net":
+        return models.conv_net(batch=1, size=8)
+    inputs, inits, shape = ["x"], [], [1, 2, 4, 4]
+    attrs: dict[str, Any] = {}
+    if case == "MaxPool":
+        attrs, shape = {"kernel_shape": [2, 2], "strides": [2, 2]}, [1, 2, 2, 2]
+    elif case == "ReduceMax":
+        attrs, shape = {"keepdims": 1}, [1, 1, 1, 1]
+    elif case == "Clip":
+        inputs = ["x", "low", "high"]
+        inits = [
+            numpy_helper.from_array(np.array(-1, np.float32), "low"),
+            numpy_helper.from_array(np.array(1, np.float32), "high"),
+        ]
+    elif case == "Max":
+        inputs = ["x", "zero"]
+        inits = [numpy_helper.from_array(np.zeros(1, np.float32), "zero")]
+    graph = helper.make_graph(
+        [helper.make_node(case, inputs, ["y"], name=f"{case.lower()}_node", **attrs)],
+        f"nan_{case.lower()}",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+        inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", models.OPSET)])
     model.ir_version = 8

@@ -41,7 +41,16 @@ import pytest
 
 import unirun
 from unirun import _registry
-from unirun.backend import API_VERSION, Backend, Capabilities, DeviceInfo, Probe, ThreadSafety
+from unirun.artifact import manifest_digest
+from unirun.backend import (
+    API_VERSION,
+    Backend,
+    Capabilities,
+    DeviceInfo,
+    Int8Form,
+    Probe,
+    ThreadSafety,
+)
 from unirun.device import Device
 from unirun.dtypes import DType
 from unirun.errors import (
@@ -61,6 +70,8 @@ from unirun.source import graph_inputs, graph_outputs
 
 from . import models
 from ._support import (
+    NAN_CASES,
+    aliasing_model,
     assert_readable,
     assert_shape_agrees,
     backend_object,
@@ -68,6 +79,7 @@ from ._support import (
     edge_values,
     feeds_for,
     matches_key,
+    nan_model,
     normal,
     plugin_from_source,
     reshape_model,
@@ -155,7 +167,7 @@ _BAD_INPUTS = (
     "too_many_positional",
 )
 _TAMPERING = ("payload_bytes", "payload_missing", "manifest_garbage", "runtime_version")
-_PRECISIONS = ("fp32", "fp16", "bf16")
+_PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 #: Parameter values of the standard tests, by argument name ("device" comes from the class).
 _PARAMS: dict[str, Sequence[Any]] = {
@@ -164,6 +176,7 @@ _PARAMS: dict[str, Sequence[Any]] = {
     "tampering": _TAMPERING,
     "precision": _PRECISIONS,
     "node_test": CORE_NODE_TESTS,
+    "nan_case": NAN_CASES,
 }
 
 
@@ -211,6 +224,11 @@ class BackendConformance:
     plugin_path: ClassVar[str | Path | None] = None
     #: Known failures: standard test name, optionally ``[param-ids]``, → reason.
     xfail: ClassVar[Mapping[str, str]] = {}
+    #: NaN handling that differs from IEEE propagation (what ONNX's reference does): a case of
+    #: ``test_nan_propagates`` (an operator such as ``"Relu"``, or ``"conv_net"``) → what the
+    #: engine does instead and why. Declared data, not a failure: the test then passes whether
+    #: or not this machine's kernels swallow NaN, and documentation can list the difference.
+    nan_swallowing: ClassVar[Mapping[str, str]] = {}
 
     _standard: ClassVar[dict[str, Callable[..., Any]]] = {}
 
@@ -237,6 +255,14 @@ class BackendConformance:
                 raise TypeError(f"{cls.__name__}.xfail names {key!r}, which is not a standard test")
             if not isinstance(reason, str) or not reason.strip():
                 raise TypeError(f"{cls.__name__}.xfail[{key!r}] needs a reason")
+        for case, reason in cls.nan_swallowing.items():
+            if case not in NAN_CASES:
+                raise TypeError(
+                    f"{cls.__name__}.nan_swallowing names {case!r}; the cases are "
+                    f"{', '.join(NAN_CASES)}"
+                )
+            if not isinstance(reason, str) or not reason.strip():
+                raise TypeError(f"{cls.__name__}.nan_swallowing[{case!r}] needs a reason")
 
     # -- generation and fixtures ----------------------------------------------------------------
 
@@ -383,6 +409,13 @@ class BackendConformance:
         assert isinstance(caps, Capabilities)
         assert caps.device_kinds and all(isinstance(k, str) for k in caps.device_kinds)
         assert set(caps.precisions) <= set(_PRECISIONS), caps.precisions
+        # int8 and its forms go together: the forms say how the core makes int8 models for it.
+        assert ("int8" in caps.precisions) == bool(caps.int8_forms), caps.int8_forms
+        assert set(caps.int8_forms) <= set(caps.device_kinds) | {"auto"}, caps.int8_forms
+        assert all(
+            forms and all(isinstance(f, Int8Form) for f in forms)
+            for forms in caps.int8_forms.values()
+        ), caps.int8_forms
         assert all(isinstance(d, DType) for d in caps.dtypes)
         assert caps.dynamic_shapes in ("free", "bounded", "static")
         assert isinstance(caps.thread_safety, ThreadSafety)
@@ -556,8 +589,14 @@ class BackendConformance:
 
         Troubleshooting: declare only precisions the engine really computes in; the tolerance
         for fp16/bf16 is loose (class attribute ``tolerance``) but outputs must keep the graph's
-        dtype (float32 in, float32 out), so cast back at the boundary.
+        dtype (float32 in, float32 out), so cast back at the boundary. int8 (from calibration
+        data, in the forms ``Capabilities.int8_forms`` lists) must stay within unirun's bound
+        (``unirun.quantize``: mean cosine ≥ 0.999, max|Δ|/max|ref| ≤ 0.05); compile the Q/DQ
+        graph the core hands over as it is, with float math for what is not quantized.
         """
+        if precision == "int8" and precision in engine.capabilities.precisions:
+            self._check_int8(engine)
+            return
         model = models.conv_net(size=8)
         feeds = feeds_for(model, _SIZES)
         shapes = self.shapes_for(engine, model, _SIZES)
@@ -570,6 +609,25 @@ class BackendConformance:
         with self.load(engine, model, precision=precision, shapes=shapes) as m:
             got = m(feeds)
         self.assert_close(got, self.golden(model, feeds), precision)
+
+    def _check_int8(self, engine: Engine) -> None:
+        pytest.importorskip("onnxruntime.quantization", reason="int8 calibration needs it")
+        from unirun.quantize import compare_outputs, within_bound
+
+        if engine.device.kind not in engine.capabilities.int8_forms:
+            pytest.skip(f"backend {engine.name!r} declares no int8 form for {engine.device}")
+        model = models.resnet_like(width=16, size=16, classes=10)
+        samples = [{"image": normal((2, 3, 16, 16), seed)} for seed in range(20)]
+        shapes = self.shapes_for(engine, model, _SIZES)
+        with self.load(engine, model, precision="int8", shapes=shapes, calibration=samples) as m:
+            record = m.artifact.manifest.extra["quantization"]
+            feeds = {"image": normal((2, 3, 16, 16), 99)}
+            got = m(feeds)
+        assert record["form"] in {
+            f.value for f in engine.capabilities.int8_forms[engine.device.kind]
+        }
+        summary = compare_outputs([got], [self.golden(model, feeds)])
+        assert within_bound(summary["logits"]), summary
 
     # -- dynamic shapes ------------------------------------------------------------------------
 
@@ -666,7 +724,7 @@ class BackendConformance:
         saved = unirun.compile(model, backend=engine.name, device=engine.device, cache=False).save(
             tmp_path / "model.unirun"
         )
-        manifest = json.loads((saved / "manifest.json").read_text())
+        manifest = json.loads((saved / "manifest.json").read_text(encoding="utf-8"))
         payload = saved / manifest["files"][0]["path"]
         if tampering == "payload_bytes":
             data = bytearray(payload.read_bytes())
@@ -675,10 +733,11 @@ class BackendConformance:
         elif tampering == "payload_missing":
             payload.unlink()
         elif tampering == "manifest_garbage":
-            (saved / "manifest.json").write_text("{ not json")
+            (saved / "manifest.json").write_text("{ not json", encoding="utf-8")
         else:
             manifest["runtime_version"] = "0.0.0-some-other-build"
-            (saved / "manifest.json").write_text(json.dumps(manifest))
+            manifest["sha256"] = manifest_digest(manifest)  # consistent, so the version counts
+            (saved / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
         with pytest.raises(ArtifactError):
             unirun.load(saved)
 
@@ -880,6 +939,53 @@ class BackendConformance:
             m({"x": b})
         np.testing.assert_array_equal(first, kept)
         np.testing.assert_array_equal(a, a_before)
+
+    def test_outputs_do_not_alias_inputs(self, engine: Engine) -> None:
+        """No output shares memory with a feed, even where the graph passes the input through
+        (Identity, Reshape, an output that is also an input): a caller reusing its input buffer
+        keeps the earlier outputs intact.
+
+        Troubleshooting: the core copies any output that may share memory with a feed, so a
+        failure means the plugin returns memory numpy cannot see as the feed's (an engine
+        buffer bound to the caller's pointer): copy such outputs in ``infer``.
+        """
+        buffer = np.zeros(3, np.float32)
+        kept = []
+        with self.load(engine, aliasing_model()) as m:
+            for step in range(3):
+                buffer[:] = step
+                out = m({"x": buffer})
+                shared = [name for name, value in out.items() if np.shares_memory(value, buffer)]
+                assert not shared, f"outputs {shared} share memory with the input"
+                kept.append(out)
+        for step, out in enumerate(kept):
+            for name, value in out.items():
+                assert (value == step).all(), f"{name} changed after a later call: {value}"
+
+    def test_nan_propagates(self, engine: Engine, nan_case: str) -> None:
+        """An all-NaN input gives an all-NaN output, as IEEE arithmetic and ONNX's reference
+        do; an engine whose kernels return numbers instead declares it in ``nan_swallowing``.
+
+        Troubleshooting: max/min-based kernels (Relu, MaxPool, ReduceMax, Clip, Max) written as
+        ``x > 0 ? x : 0`` or with SIMD max instructions return the non-NaN operand. If the
+        engine does this by design, declare the case in ``nan_swallowing`` with the reason, so
+        users learn it from the documentation rather than from a model that hides a NaN.
+        """
+        model = nan_model(nan_case)
+        (spec,) = graph_inputs(model)
+        assert spec.shape is not None and spec.is_static
+        x = np.full(tuple(int(d) for d in spec.shape), np.nan, np.float32)
+        with self.load(engine, model) as m:
+            (y,) = m({spec.name: x}).values()
+        if np.isnan(y).all():
+            return
+        declared = self.nan_swallowing.get(nan_case)
+        assert declared, (
+            f"{engine.name} turns an all-NaN input into {np.count_nonzero(~np.isnan(y))} "
+            f"non-NaN value(s) out of {y.size} in case {nan_case!r} (ONNX's reference and IEEE "
+            "arithmetic propagate NaN); if this is the engine's documented behaviour, declare "
+            f"nan_swallowing = {{{nan_case!r}: 'why'}} on the test class"
+        )
 
     def test_close(self, engine: Engine) -> None:
         """After ``close()`` every call raises ModelClosedError; closing twice is harmless; the

@@ -1,7 +1,9 @@
 """A deterministic sample of the ONNX node-test corpus (onnx.backend.test), run through
-translate → save → reload → evaluate. Every sampled case whose ops are supported must either
-match the corpus's expected outputs or be refused with one of our typed errors: never a crash,
-never a wrong answer. (The whole corpus is about 4 minutes here; the README gives its tally.)
+translate → save → reload → evaluate. Every sampled case whose ops the op table accepts must
+either match the corpus's expected outputs or be refused with one of our typed errors: never a
+crash, never a wrong answer; and the op check (``unsupported_ops`` with the same shapes and
+constants) must agree with what translation did. (The whole corpus is about 4 minutes here;
+the README gives its tally.)
 """
 
 from __future__ import annotations
@@ -34,11 +36,13 @@ def _cases() -> list[Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # some generators overflow on purpose
         collected = sorted(node.collect_testcases(), key=lambda c: c.name)
+    from unirun_coreml._translate import find_unsupported  # the op table alone
+
     usable = [
         c
         for c in collected
         if c.data_sets
-        and not uc.unsupported_ops(c.model)
+        and not find_unsupported(c.model)[0]
         and all(isinstance(_array(v), np.ndarray) for v in (*c.data_sets[0][0], *c.data_sets[0][1]))
         and "bf16" not in c.name  # we compute bfloat16 models in float32
     ]
@@ -50,6 +54,21 @@ def _names() -> list[str]:
         return [c.name for c in _cases()]
     except ImportError:  # pragma: no cover - onnx without its test cases
         return []
+
+
+def _translate(model: Any, shapes: dict[str, Any], constants: dict[str, np.ndarray]) -> Any:
+    """translate(), asserting that the op check says the same for the same arguments."""
+    refused = uc.unsupported_ops(model, constants, shapes=shapes)
+    try:
+        result = uc.translate(model, shapes=shapes, constant_inputs=constants)
+    except uc.TranslationError as exc:
+        error = exc
+    else:
+        assert refused == [], refused
+        return result
+    if error.node_name:  # a node's lowering failed: the op check must name that node
+        assert error.node_name in [op.node_name for op in refused], (str(error), refused)
+    raise error
 
 
 @pytest.mark.parametrize("name", _names())
@@ -65,18 +84,15 @@ def test_node_case(harness: Any, name: str) -> None:
     constants: dict[str, np.ndarray] = {}
     try:
         try:
-            result = uc.translate(model, shapes=shapes)
+            result = _translate(model, shapes, constants)
         except uc.TranslationError as exc:
             if "must be a constant" not in str(exc):
                 raise
             # The corpus feeds parameters (axes, pads, weights) as inputs; Core ML needs them
             # at conversion time, which is what constant_inputs is for.
             constants = dict(list(feeds.items())[1:])
-            result = uc.translate(
-                model,
-                constant_inputs=constants,
-                shapes={k: v for k, v in shapes.items() if k not in constants},
-            )
+            shapes = {k: v for k, v in shapes.items() if k not in constants}
+            result = _translate(model, shapes, constants)
     except (uc.TranslationError, uc.InputShapeError, uc.UnsupportedOpsError):
         return  # refused, with a reason: allowed
     package = result.save(harness.tmp_path / "case.mlpackage")

@@ -96,3 +96,64 @@ def test_exported_encoder_with_padding_mask(harness: Any, rng: np.random.Generat
         got, want = uc.evaluate(package, feeds), harness.ort(model, feeds)
         for name in want:
             assert harness.compare_arrays(got[name], want[name]).ok, name
+
+
+class _Recognizer(torch.nn.Module):
+    """A CRNN-like OCR recogniser: conv backbone, an attention neck whose reshapes PyTorch
+    writes as Shape → Gather → Unsqueeze → Concat → Reshape (rank 5 and back), then the
+    feature map flattened to (N, C*H', W') and a Linear head; optionally a BiLSTM."""
+
+    def __init__(self, lstm: bool = False) -> None:
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(3, 8, 3, 2, 1)
+        self.c2 = torch.nn.Conv2d(8, 16, 3, (2, 1), 1)
+        self.qkv = torch.nn.Linear(16, 48)
+        self.lstm = torch.nn.LSTM(96, 12, bidirectional=True, batch_first=True) if lstm else None
+        self.fc = torch.nn.Linear(24 if lstm else 96, 11)
+
+    def forward(self, x: Any) -> Any:
+        y = torch.nn.functional.max_pool2d(torch.relu(self.c1(x)), 2, 2)
+        y = torch.relu(self.c2(y))  # [n, 16, 6, w/4]
+        b, c, h, w = y.shape
+        z = y.flatten(2).transpose(1, 2)
+        qkv = self.qkv(z).reshape(b, -1, 3, 2, 8).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        a = (q @ k.transpose(-2, -1) * 0.35).softmax(-1)
+        z = (a @ v).transpose(1, 2).reshape(b, -1, c)
+        y = z.reshape(b, h, w, c).permute(0, 3, 1, 2) + y
+        seq = y.reshape(b, c * h, w).permute(0, 2, 1)
+        if self.lstm is not None:
+            seq = self.lstm(seq)[0]
+        return self.fc(seq).softmax(-1)
+
+
+OCR_BOUNDS = ((1, 3, 48, 320), (1, 3, 48, 320), (8, 3, 48, 2000))
+
+
+@pytest.mark.slow
+def test_exported_recognizer_with_dynamic_batch_and_width(
+    harness: Any, rng: np.random.Generator
+) -> None:
+    torch.manual_seed(0)
+    dynamic = {"x": {0: "n", 3: "w"}}
+    model = _export(_Recognizer(), (torch.randn(1, 3, 48, 320),), ["x"], dynamic)
+    shapes = {"x": OCR_BOUNDS}
+    assert uc.unsupported_ops(model, shapes=shapes) == []
+    package = harness.package(model, shapes=shapes)
+    for batch, width in ((1, 320), (3, 648), (2, 2000)):
+        feeds = {"x": rng.standard_normal((batch, 3, 48, width)).astype(np.float32)}
+        got, want = uc.evaluate(package, feeds), harness.ort(model, feeds)
+        for name in want:
+            assert got[name].shape == want[name].shape == (batch, width // 4, 11)
+            assert harness.compare_arrays(got[name], want[name]).ok, (name, width)
+
+
+def test_exported_recognizer_with_lstm_is_refused_by_check_and_translate() -> None:
+    torch.manual_seed(0)
+    model = _export(_Recognizer(lstm=True), (torch.randn(1, 3, 48, 320),), ["x"],
+                    {"x": {0: "n", 3: "w"}})  # fmt: skip
+    refused = uc.explain_unsupported(model, shapes={"x": OCR_BOUNDS})
+    assert [op.op_type for op in refused] == ["LSTM"]
+    with pytest.raises(uc.UnsupportedOpsError) as info:
+        uc.translate(model, shapes={"x": OCR_BOUNDS})
+    assert info.value.ops == [(op.node_name, op.op_type) for op in refused]

@@ -86,14 +86,14 @@ def test_auto_picks_onnxruntime_on_the_cpu(tmp_path: Path) -> None:
 
 
 def test_predict_reuses_the_loaded_model(tmp_path: Path) -> None:
-    from unirun import api
+    from unirun import _predict
 
     path = tmp_path / "m.onnx"
     onnx.save(mlp(), str(path))
     unirun.predict(path, np.ones((1, 16), np.float32))
-    cached = [m for m in api._predict_models.values() if m.artifact.manifest.source_sha256]
+    cached = [m for m in _predict._predict_models.values() if m.artifact.manifest.source_sha256]
     unirun.predict(path, np.ones((3, 16), np.float32))
-    assert list(api._predict_models.values()) == cached
+    assert list(_predict._predict_models.values()) == cached
 
 
 @pytest.mark.parametrize("level", [0, 1, 2, 3])
@@ -120,9 +120,11 @@ def test_plugin_options_are_validated() -> None:
     assert art.manifest.options.backend_options["inter_op_threads"] == 2
 
 
-def test_precision_other_than_fp32_is_refused() -> None:
-    with pytest.raises(OptionsError, match="does not support precision 'fp16'; it supports fp32"):
-        unirun.compile(mlp(), precision="fp16")
+def test_precision_it_lacks_is_refused() -> None:
+    with pytest.raises(
+        OptionsError, match="does not support precision 'bf16'; it supports fp32, fp16, int8"
+    ):
+        unirun.compile(mlp(), precision="bf16")
 
 
 @pytest.mark.skipif(

@@ -18,6 +18,7 @@ import openvino as ov
 import pytest
 
 import unirun
+from unirun.artifact import manifest_digest
 from unirun.testing import conv_net
 from unirun.testing.models import transformer_block
 from unirun_openvino._executable import OpenVINOExecutable
@@ -55,6 +56,7 @@ def _edit_manifest(artifact: Path, **changes: Any) -> None:
             manifest["extra"].update(value)
         else:
             manifest[key] = value
+    manifest["sha256"] = manifest_digest(manifest)  # consistent: only OpenVINO's checks apply
     path.write_text(json.dumps(manifest))
 
 
@@ -67,6 +69,7 @@ def _replace_payload(artifact: Path, name: str, data: bytes) -> None:
     for entry in manifest["files"]:
         if entry["path"] == name:
             entry.update(size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    manifest["sha256"] = manifest_digest(manifest)
     path.write_text(json.dumps(manifest))
 
 
@@ -183,15 +186,18 @@ def test_recompiles_when_the_openvino_version_differs(
 def test_recompiles_when_openvino_refuses_the_blob(
     saved: tuple[Any, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Simulates a blob from a CPU with another instruction set: OpenVINO's blob header records
-    the ISA and import_model refuses a mismatch. The tag is rewritten (same length) and the
-    manifest checksum updated, so only OpenVINO objects."""
+    """Simulates a blob from a CPU with another instruction set: the blob's header holds the
+    compiled model's RUNTIME_REQUIREMENTS ("meta=…;ov=…;isa=<this CPU's ISA>") and
+    import_model refuses a mismatch. The ISA is overwritten (same length, so nothing else in
+    the blob moves) and the manifest checksum updated, so only OpenVINO objects."""
     proto, path = saved
     blob = (path / "model.blob").read_bytes()
-    start = blob.index(b"isa=")
-    end = blob.index(b"support", start) + len(b"support")
-    fake = b"isa=Intel AVX2".ljust(end - start, b" ")
-    _replace_payload(path, "model.blob", blob[:start] + fake + blob[end:])
+    compiled = ov.Core().import_model(blob, "CPU")
+    requirements = str(compiled.get_property("RUNTIME_REQUIREMENTS")).encode()
+    isa = requirements.split(b"isa=", 1)[1]
+    assert blob.count(requirements) == 1 and isa
+    other = requirements.replace(b"isa=" + isa, b"isa=" + b"X" * len(isa))
+    _replace_payload(path, "model.blob", blob.replace(requirements, other))
     with caplog.at_level(logging.WARNING, LOG), unirun.load(path) as m:
         assert _ov(m).loaded_from == "ir"
         _check(m, proto)

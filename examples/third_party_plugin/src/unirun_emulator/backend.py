@@ -71,8 +71,9 @@ class EmulatorBackend:
         thread_safety=ThreadSafety.CONTEXTS,
         artifact_format="emulator-program",
         pins_runtime_version=False,
-        # The only engine for "emu" devices: device="emu" picks it; it never competes for cpu.
-        priority={"emu": 50},
+        # The only engine for "emu" devices, so device="emu" picks it; low, so that
+        # device="auto" (any device) still prefers the real engines.
+        priority={"emu": 10},
         new_device_kinds={"emu": "an emulated accelerator (the unirun example plugin)"},
     )
 

@@ -96,7 +96,8 @@ class TemplateBackend:
         engine = _engine()
         options = request.plugin_options
         assert isinstance(options, TemplateOptions)  # validated by the core
-        proto = fix_input_shapes(model.proto, request.options.shapes)
+        # for_engine(inline=True): the weights inline, read from the model's checked files
+        proto = fix_input_shapes(model.for_engine(inline=True), request.options.shapes)
         blob = engine.compile(
             proto.SerializeToString(),
             device=request.device.device.kind,

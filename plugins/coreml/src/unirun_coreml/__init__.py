@@ -7,6 +7,7 @@ the evaluator, never here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._errors import (
@@ -46,6 +47,7 @@ __all__ = [
     "UnsupportedOpsError",
     "__version__",
     "evaluate",
+    "explain_unsupported",
     "register_lowering",
     "save",
     "supported_ops",
@@ -85,9 +87,41 @@ def supported_ops() -> list[str]:
     return _supported()
 
 
-def unsupported_ops(model: Any, constant_inputs: Any = ()) -> list[UnsupportedOp]:
-    """The nodes of ``model`` (an ``onnx.ModelProto``) that cannot be translated, as
-    ``(node_name, op_type, domain)``; nodes computable from constants are not listed."""
-    from ._translate import find_unsupported
+def unsupported_ops(
+    model: Any,
+    constant_inputs: Any = (),
+    *,
+    shapes: Mapping[str, Any] | None = None,
+    deployment_target: Any = "iOS17",
+) -> list[UnsupportedOp]:
+    """The nodes of ``model`` (an ``onnx.ModelProto``) that ``translate`` would refuse with
+    these arguments, as ``(node_name, op_type, domain)`` in graph order; nothing is converted.
 
-    return find_unsupported(model, tuple(constant_inputs))[0]
+    The check is the translator's own: ops and attribute values without a lowering, then each
+    node lowered for ``shapes`` (dynamic dims without shapes stay symbolic), so a node whose
+    lowering fails for these shapes is listed and the nodes after it that depend on it are
+    not. Nodes computable from constants are never listed. ``constant_inputs`` is a mapping of
+    values, or names alone (then the nodes computed from them are not checked). Core ML's own
+    conversion passes are not run: an empty list means no problem is known.
+    """
+    return list(
+        explain_unsupported(
+            model, constant_inputs, shapes=shapes, deployment_target=deployment_target
+        )
+    )
+
+
+def explain_unsupported(
+    model: Any,
+    constant_inputs: Any = (),
+    *,
+    shapes: Mapping[str, Any] | None = None,
+    deployment_target: Any = "iOS17",
+) -> dict[UnsupportedOp, str]:
+    """Like :func:`unsupported_ops`: each refused node → why, in graph order."""
+    from ._translate import check
+
+    ops, reasons = check(
+        model, shapes=shapes, constant_inputs=constant_inputs, deployment_target=deployment_target
+    )
+    return {op: reasons[op.node_name] for op in ops}

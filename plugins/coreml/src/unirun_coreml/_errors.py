@@ -60,6 +60,7 @@ class TranslationError(CompileError):
     def __init__(self, message: str, node_name: str = "", op_type: str = "") -> None:
         where = f"{op_type} node {node_name!r}: " if op_type else ""
         super().__init__(where + message)
+        self.reason = message
         self.node_name = node_name
         self.op_type = op_type
 

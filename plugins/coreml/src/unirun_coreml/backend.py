@@ -6,6 +6,7 @@ Compiling works on every OS; running needs macOS 12+, so elsewhere ``probe()`` s
 
 from __future__ import annotations
 
+import logging
 import platform
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
@@ -43,6 +44,7 @@ PACKAGE = "model.mlpackage"
 COMPUTE_UNITS = {"cpu": "CPU_ONLY", "gpu": "CPU_AND_GPU", "ane": "CPU_AND_NE",
                  "npu": "CPU_AND_NE", "auto": "ALL"}  # fmt: skip
 _INT32 = np.iinfo(np.int32)
+_log = logging.getLogger("unirun_coreml")
 
 
 class CoreMLBackend:
@@ -91,14 +93,24 @@ class CoreMLBackend:
             DeviceInfo(Device("cpu"), "CPU (Core ML CPU_ONLY)"),
         ]
 
-    def unsupported_ops(self, model: OnnxModel, device: Device) -> list[tuple[str, str]]:
-        from . import unsupported_ops
+    def unsupported_ops(
+        self,
+        model: OnnxModel,
+        device: Device,
+        shapes: Mapping[str, ShapeRange] | None = None,
+    ) -> list[tuple[str, str]]:
+        """The nodes ``compile`` would refuse, found by the translator's own checks and
+        lowering (nothing is converted). Without ``shapes``, dynamic dims stay symbolic."""
+        from . import explain_unsupported
 
-        options = CoreMLOptions()
-        return [
-            (op.node_name, op.op_type)
-            for op in unsupported_ops(model.proto, options.constant_inputs)
-        ]
+        refused = explain_unsupported(
+            model.for_engine(inline=True),
+            shapes={name: _shape(bounds) for name, bounds in (shapes or {}).items()},
+            deployment_target=CoreMLOptions().deployment_target,
+        )
+        for op, reason in refused.items():
+            _log.info("Core ML cannot take %s node %r: %s", op.op_type, op.node_name, reason)
+        return [(op.node_name, op.op_type) for op in refused]
 
     # -- compile -------------------------------------------------------------------------------
 
@@ -106,11 +118,7 @@ class CoreMLBackend:
         from ._translate import translate
 
         options = CoreMLOptions.model_validate(target.options.backend_options)
-        proto = model.proto
-        if model.has_external_data and model.path is not None:
-            import onnx
-
-            proto = onnx.load(str(model.path))  # the translator needs the weights inline
+        proto = model.for_engine(inline=True)  # the translator needs the weights inline
         constants = {k: np.asarray(v) for k, v in options.constant_inputs.items()}
         result = translate(
             proto,

@@ -1,8 +1,12 @@
-"""ONNX Runtime exceptions to unirun errors, with ONNX Runtime's status prefix stripped."""
+"""ONNX Runtime exceptions to unirun errors, with ONNX Runtime's status prefix and C++ source
+locations stripped."""
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+from pathlib import Path
 
 from unirun.errors import (
     CompileError,
@@ -25,16 +29,62 @@ _NEW_OPSET = re.compile(
     r"guarantees\* support for models stamped with official released onnx "
     r"opset versions\. Opset (\d+)"
 )
-# "/onnxruntime_src/...h:46 void onnxruntime::f(...) Message": drop the C++ location.
-_SOURCE_LOCATION = re.compile(r"^/?\S+\.(?:h|cc|cpp|hpp):\d+ .*?\)\s+(?=[A-Z])")
+# "/onnxruntime_src/.../rnn.h:48 onnxruntime::RNN<T>::RNN(const ...&) [with T = float] Message",
+# anywhere in a message: the C++ file, line and function signature say nothing to a user.
+_SOURCE_LOCATION = re.compile(
+    r"(?:/?[\w.+-]+/)+[\w.+-]+\.(?:h|hpp|cc|cpp|cu|c):\d+\s+"
+    r"(?:[\w:<>,*&~ ]*?\((?:[^()]|\(\))*\)(?:::<lambda\(\)>)?(?:\s+const)?"
+    r"(?:\s+\[with [^\]]*\])?\s+)?"
+)
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+# ONNX Runtime's wording when writing the optimized model fails (a full disk among the causes)
+_WRITE_FAILED = re.compile(r"serializ|ofstream|write|No space|File too large", re.IGNORECASE)
+_FREE = "free some space there or point unirun's cache at another disk (UNIRUN_CACHE_DIR)"
+_NO_SPACE = {
+    errno.ENOSPC: ("no space left on device", _FREE),
+    errno.EDQUOT: ("no space left on device (disk quota exceeded)", _FREE),
+    errno.EFBIG: ("no space left for the file", "raise the file size limit (ulimit -f)"),
+}
+
+
+def clean(text: str) -> str:
+    """One line without colour codes or C++ source locations."""
+    return " ".join(_SOURCE_LOCATION.sub("", _COLOUR.sub("", text)).split())
 
 
 def message(exc: BaseException) -> str:
-    text = _SOURCE_LOCATION.sub("", _PREFIX.sub("", str(exc)).strip())
-    return text if len(text) <= 600 else text[:600] + " …"
+    text = clean(_PREFIX.sub("", str(exc)).strip())
+    return text  # the core cuts long messages
 
 
-def map_error(exc: Exception, stage: str) -> UnirunError:
+def out_of_space(exc: BaseException, directory: Path, size: int) -> UnirunError | None:
+    """A ``CompileError`` saying the disk is full, if ``exc`` (raised while ONNX Runtime wrote
+    the optimized model into ``directory``) came from that: ONNX Runtime only says "Protobuf
+    serialization failed". Checked by writing ``size`` bytes there, then removing them."""
+    if not _WRITE_FAILED.search(str(exc)):
+        return None
+    probe = directory / ".unirun-space-probe"
+    try:
+        with probe.open("wb") as fh:
+            chunk = bytes(min(size, 1 << 20) or 1)
+            for _ in range(0, max(size, 1), len(chunk)):
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as err:
+        if err.errno not in _NO_SPACE:
+            return None
+        reason, fix = _NO_SPACE[err.errno]
+        return CompileError(
+            f"{reason}: ONNX Runtime could not write the compiled model into {directory} "
+            f"({err.strerror}); {fix}"
+        )
+    finally:
+        probe.unlink(missing_ok=True)
+    return None
+
+
+def map_error(exc: BaseException, stage: str) -> UnirunError:
     """The unirun error for an ONNX Runtime exception raised while ``stage`` (compile/load/run)."""
     kind = type(exc).__name__
     text = message(exc)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import itertools
+import logging
 import platform
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,33 +16,49 @@ import numpy as np
 from unirun.backend import (
     API_VERSION,
     Capabilities,
+    CompileRequest,
+    CompileResult,
     DeviceInfo,
+    DynamicShapes,
+    Finding,
+    Int8Form,
+    LoadRequest,
     Probe,
-    Target,
+    Stage,
     ThreadSafety,
 )
 from unirun.device import Device
 from unirun.dtypes import DType
-from unirun.errors import DeviceError, InferenceError, ModelClosedError
-from unirun.source import fix_input_shapes
+from unirun.errors import DeviceError, ModelClosedError, UnirunError, UnsupportedModelError
+from unirun.options import Precision
+from unirun.quantize import compute_precision, to_fp16
+from unirun.source import build_with_fixed_shapes, graphs
 from unirun.tensor import Dim, TensorSpec
 
+from . import _log
 from ._dtypes import FROM_ORT, NARROW, from_ortvalue, to_ortvalue
-from ._errors import map_error
+from ._errors import map_error, out_of_space
 from ._ops import unsupported_ops
 from .options import OnnxRuntimeOptions
 
 if TYPE_CHECKING:
-    from unirun.artifact import Artifact
     from unirun.source import OnnxModel
 
 Array = np.ndarray[Any, Any]
+log = logging.getLogger("unirun.onnxruntime")
 
 PAYLOAD = "model.onnx"
 _WEIGHTS = "model.weights"
 _CUDA = "CUDAExecutionProvider"
 # unirun level -> ONNX Runtime GraphOptimizationLevel member name
 _LEVELS = ("ORT_DISABLE_ALL", "ORT_ENABLE_BASIC", "ORT_ENABLE_EXTENDED", "ORT_ENABLE_ALL")
+
+
+@functools.cache
+def _onnx() -> Any:
+    import onnx
+
+    return onnx
 
 
 @functools.cache
@@ -57,8 +75,11 @@ class OnnxRuntimeBackend:
     api_version = API_VERSION
     options_model = OnnxRuntimeOptions
     capabilities = Capabilities(
-        device_kinds=("cpu", "cuda", "gpu"),
-        precisions=("fp32",),
+        device_kinds=("cpu", "cuda"),  # device="gpu" finds CUDA devices (a GPU kind)
+        # fp16: the graph is converted (unirun.quantize.to_fp16); int8: the core hands over Q/DQ
+        # or dynamically quantized graphs, which the CPU provider fuses into int8 kernels.
+        precisions=("fp32", "fp16", "int8"),
+        int8_forms={"cpu": (Int8Form.STATIC, Int8Form.DYNAMIC)},
         dtypes=(
             DType.FLOAT32,
             DType.FLOAT16,
@@ -79,12 +100,20 @@ class OnnxRuntimeBackend:
             DType.FLOAT8_E4M3FNUZ,
             DType.FLOAT8_E5M2,
             DType.FLOAT8_E5M2FNUZ,
+            # Carried as raw bits too (Cast and the quantization ops have kernels for them),
+            # though ONNX Runtime 1.32 has no Identity kernel for these.
+            DType.FLOAT8_E8M0,
+            DType.FLOAT4_E2M1,
+            DType.INT4,
+            DType.UINT4,
+            DType.INT2,
+            DType.UINT2,
         ),
-        dynamic_shapes="free",
+        dynamic_shapes=DynamicShapes.FREE,
         thread_safety=ThreadSafety.CONCURRENT,
         artifact_format="onnx",
         pins_runtime_version=False,
-        priority={"cpu": 50, "cuda": 60, "gpu": 60},
+        priority={"cpu": 50, "cuda": 60},
     )
 
     def probe(self) -> Probe:
@@ -116,21 +145,21 @@ class OnnxRuntimeBackend:
 
     # -- compile -------------------------------------------------------------------------------
 
-    def compile(self, model: OnnxModel, target: Target) -> Artifact:
+    def compile(self, model: OnnxModel, request: CompileRequest) -> CompileResult:
         """Write ONNX Runtime's offline-optimised graph as the payload.
 
         The graph is optimised no further than EXTENDED (BASIC for CUDA) so that the saved file
         holds no layout tied to this CPU; the remaining passes run again, quickly, at load.
         """
         ort = _ort()
-        options = _plugin_options(target.options.backend_options)
+        options = _options(request.plugin_options)
+        target, device = request.options, request.device.device
         so = ort.SessionOptions()
-        requested = target.options.optimization_level
-        ceiling = 1 if target.device.kind != "cpu" else 2
+        requested = target.optimization_level
+        ceiling = 1 if device.kind != "cpu" else 2
         level = ceiling if requested is None else min(requested, ceiling)
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[level])
-        so.optimized_model_filepath = str(target.directory / PAYLOAD)
-        so.log_severity_level = 3
+        so.optimized_model_filepath = str(request.directory / PAYLOAD)
         if model.has_external_data:
             so.add_session_config_entry(
                 "session.optimized_model_external_initializers_file_name", _WEIGHTS
@@ -138,34 +167,54 @@ class OnnxRuntimeBackend:
             so.add_session_config_entry(
                 "session.optimized_model_external_initializers_min_size_in_bytes", "1024"
             )
-        source: bytes | str
-        if model.has_external_data and model.path is not None:
+        # ONNX Runtime 1.32 looks for the external data of a Constant inside a subgraph in the
+        # current directory, even when given the model's path: such models go inline (if they
+        # fit). Others go by path, which keeps big weights out of Python's memory.
+        readable = model.for_engine(
+            inline="if_fits" if _subgraph_external_constant(model) else False
+        )
+        size = len(model.data)
+
+        def build(proto: Any) -> Any:
+            source = model.data if proto is model.proto else proto.SerializeToString()
+            return _session(ort, source, so, device, options, "compile", size)
+
+        fp16 = target.precision == "fp16"
+        if fp16:
+            converted = to_fp16(model, target.shapes, keep_io_types=not options.fp16_io)
+            session = _session(ort, converted, so, device, options, "compile", size)
+        elif isinstance(readable, Path):
             # External weights resolve relative to the file, so hand ONNX Runtime the path; the
             # fixed shapes are then only enforced by unirun's feed checks, not baked in.
-            source = str(model.path)
+            session = _session(ort, str(readable), so, device, options, "compile", size)
         else:
-            proto = fix_input_shapes(model.proto, target.options.shapes)
-            source = model.data if proto is model.proto else proto.SerializeToString()
-        session = _session(ort, source, so, target.device, options, "compile")
+            session = build_with_fixed_shapes(
+                readable, target.shapes, build, engine="ONNX Runtime", logger=log
+            )
         inputs = [_spec(arg) for arg in session.get_inputs()]
         outputs = [_spec(arg) for arg in session.get_outputs()]
         del session
-        return target.finish(inputs, outputs, {"providers": _providers(target.device, options)[0]})
+        extra: dict[str, Any] = {"providers": _providers(device, options)[0]}
+        # ONNX Runtime computes in the graph's own types: an fp32 build is fp32 everywhere; an
+        # fp16 build wraps ops it has no fp16 kernel for in Casts to fp32, so ask its graph.
+        computed: Precision | None = "fp32" if target.precision == "fp32" else None
+        if fp16:
+            computed, extra["fp16_heavy_ops"] = compute_precision(
+                _onnx().load(so.optimized_model_filepath, load_external_data=False)
+            )
+        return CompileResult(inputs, outputs, extra, precision=computed)
 
     # -- load ----------------------------------------------------------------------------------
 
-    def load(
-        self, artifact: Artifact, device: Device, cache_dir: Path | None = None
-    ) -> OrtExecutable:
+    def load(self, request: LoadRequest) -> OrtExecutable:
         ort = _ort()
-        compile_options = artifact.manifest.options
-        options = _plugin_options(compile_options.backend_options)
+        compile_options = request.options
+        options = _options(request.plugin_options)
         so = ort.SessionOptions()
         level = compile_options.optimization_level
         so.graph_optimization_level = getattr(
             ort.GraphOptimizationLevel, _LEVELS[3 if level is None else level]
         )
-        so.log_severity_level = 3
         if compile_options.threads is not None:
             so.intra_op_num_threads = compile_options.threads
         if options.inter_op_threads is not None:
@@ -176,8 +225,33 @@ class OnnxRuntimeBackend:
             so.add_session_config_entry(
                 "session.intra_op.allow_spinning", "1" if options.allow_spinning else "0"
             )
-        session = _session(ort, str(artifact.path(PAYLOAD)), so, device, options, "load")
+        session = _session(
+            ort, str(request.file(PAYLOAD)), so, request.device.device, options, "load"
+        )
         return OrtExecutable(session)
+
+    # -- optional methods ----------------------------------------------------------------------
+
+    def map_error(self, exc: BaseException, stage: Stage) -> UnirunError | None:
+        """ONNX Runtime's exceptions to unirun errors (status prefix and C++ frames removed)."""
+        return map_error(exc, stage)
+
+    def diagnose(self, device: Device | None) -> list[Finding]:
+        """``unirun doctor -b onnxruntime``: the providers this build has and, for a CUDA
+        device, what a CUDA run needs."""
+        return _diagnose(_ort(), device)
+
+    def native_runner(
+        self, model: bytes, device: Device
+    ) -> Callable[[Mapping[str, Array]], Sequence[Array]]:
+        """``InferenceSession`` with ONNX Runtime's defaults, bypassing unirun (node-suite
+        baseline)."""
+        ort = _ort()
+        providers = ["CPUExecutionProvider"] if device.kind == "cpu" else [_CUDA]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            session = ort.InferenceSession(model, providers=providers)
+        return lambda feeds: session.run(None, dict(feeds))
 
 
 class OrtExecutable:
@@ -193,12 +267,8 @@ class OrtExecutable:
             self._run = self._run_narrow  # only models with such types pay for the bridge
 
     def infer(self, feeds: Mapping[str, Array]) -> Sequence[Array]:
-        try:
-            return self._run(None, feeds)  # type: ignore[no-any-return]
-        except Exception as exc:
-            if self._session is None:
-                raise ModelClosedError("the ONNX Runtime session was closed") from exc
-            raise map_error(exc, "run") from exc
+        # ONNX Runtime's exceptions go to the backend's map_error (the core calls it).
+        return self._run(None, feeds)  # type: ignore[no-any-return]
 
     def _run_narrow(self, names: None, feeds: Mapping[str, Array]) -> list[Array]:
         """``session.run`` for models with inputs or outputs numpy's bridge cannot carry."""
@@ -217,12 +287,63 @@ class OrtExecutable:
         self._run = _closed
 
 
+def _subgraph_external_constant(model: OnnxModel) -> bool:
+    subgraphs = itertools.islice(graphs(model.proto.graph), 1, None)
+    return model.has_external_data and any(
+        node.op_type == "Constant" and any(a.t.data_location == 1 for a in node.attribute)
+        for graph in subgraphs
+        for node in graph.node
+    )
+
+
 def _closed(*_: Any) -> Any:
     raise ModelClosedError("the ONNX Runtime session was closed")
 
 
-def _plugin_options(data: Mapping[str, Any]) -> OnnxRuntimeOptions:
-    return OnnxRuntimeOptions.model_validate(dict(data))
+def _options(options: Any) -> OnnxRuntimeOptions:
+    assert isinstance(options, OnnxRuntimeOptions)  # validated by the core
+    return options
+
+
+def _diagnose(ort: Any, device: Device | None) -> list[Finding]:
+    providers = ort.get_available_providers()
+    found = [Finding("onnxruntime", None, f"{ort.__version__}: {', '.join(providers)}")]
+    if device is not None and device.kind in ("cuda", "gpu"):
+        found.append(
+            Finding(
+                "CUDA execution provider",
+                _CUDA in providers,
+                "present" if _CUDA in providers else "this onnxruntime build has no CUDA",
+                ""
+                if _CUDA in providers
+                else "pip uninstall onnxruntime && pip install "
+                "onnxruntime-gpu; check the NVIDIA driver (nvidia-smi)",
+            )
+        )
+        found.append(_nvidia_driver())
+    return found
+
+
+def _nvidia_driver() -> Finding:
+    """The NVIDIA driver, as ``nvidia-smi`` reports it."""
+    import shutil
+    import subprocess
+
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return Finding("NVIDIA driver", False, "no nvidia-smi on PATH", "install the NVIDIA driver")
+    try:
+        out = subprocess.run(
+            [smi, "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        return Finding("NVIDIA driver", False, f"nvidia-smi failed: {exc}")
+    gpus = "; ".join(line.strip() for line in out.splitlines() if line.strip())
+    return Finding("NVIDIA driver", bool(gpus), gpus or "nvidia-smi lists no GPU")
 
 
 def _providers(
@@ -237,8 +358,16 @@ def _providers(
 
 
 def _session(
-    ort: Any, source: bytes | str, so: Any, device: Device, options: OnnxRuntimeOptions, stage: str
+    ort: Any,
+    source: bytes | str,
+    so: Any,
+    device: Device,
+    options: OnnxRuntimeOptions,
+    stage: str,
+    size: int = 0,
 ) -> Any:
+    """An InferenceSession; ``size`` (bytes of the model) sizes the free-space check made when
+    writing the optimized model fails."""
     providers, provider_options = _providers(device, options)
     if device.kind != "cpu":
         if _CUDA not in ort.get_available_providers():
@@ -253,14 +382,17 @@ def _session(
             so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
     for key, value in options.session_config.items():
         so.add_session_config_entry(key, value)
+    so.log_severity_level = _log.install(ort)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _log.held():
             warnings.simplefilter("ignore")  # ORT warns instead of raising; we check below
             session = ort.InferenceSession(
                 source, sess_options=so, providers=providers, provider_options=provider_options
             )
     except Exception as exc:
-        raise map_error(exc, stage) from exc
+        written = so.optimized_model_filepath
+        full = out_of_space(exc, Path(written).parent, size) if written else None
+        raise (full or map_error(exc, stage)) from exc
     active = session.get_providers()
     if device.kind != "cpu" and (not active or active[0] != _CUDA):
         raise DeviceError(
@@ -273,7 +405,7 @@ def _session(
 def _spec(arg: Any) -> TensorSpec:
     dtype = FROM_ORT.get(arg.type)
     if dtype is None:
-        raise InferenceError(
+        raise UnsupportedModelError(
             f"ONNX Runtime reports type {arg.type} for {arg.name!r}, "
             "which unirun does not handle (sequences and maps are not tensors)"
         )

@@ -35,6 +35,11 @@ class OnnxRuntimeOptions(BaseModel):
         description="On CUDA, let ONNX Runtime run nodes CUDA cannot take on the CPU instead "
         "of failing (ONNX Runtime's own default, which unirun turns off).",
     )
+    fp16_io: bool = Field(
+        default=False,
+        description="With precision='fp16', make float32 inputs and outputs float16 too (no "
+        "Casts at the edges; feeds must then be float16). By default they stay float32.",
+    )
     session_config: dict[str, str] = Field(
         default_factory=dict,
         description="Extra raw session config entries (SessionOptions.add_session_config_entry).",

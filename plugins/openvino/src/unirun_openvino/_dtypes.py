@@ -6,7 +6,12 @@ reinterprets the bits) and ``string`` (string tensors corrupt the heap at exit i
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from unirun import DType
+
+if TYPE_CHECKING:
+    from unirun.options import Precision
 
 FROM_OV: dict[str, DType] = {
     "f32": DType.FLOAT32,
@@ -23,5 +28,9 @@ FROM_OV: dict[str, DType] = {
     "boolean": DType.BOOL,
 }
 
-#: unirun precision -> OpenVINO INFERENCE_PRECISION_HINT
-PRECISION_HINT: dict[str, str] = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
+#: unirun precision -> OpenVINO INFERENCE_PRECISION_HINT. int8 models arrive as Q/DQ graphs,
+#: which OpenVINO runs in int8 whatever the hint; the hint keeps the rest of the graph exact.
+PRECISION_HINT: dict[str, str] = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32"}
+#: what a compiled model reports as INFERENCE_PRECISION_HINT -> unirun precision. Only float
+#: requests are compared with it: in an int8 build the hint covers what is not quantized.
+PRECISION_OF: dict[str, Precision] = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}

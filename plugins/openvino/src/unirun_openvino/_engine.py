@@ -7,11 +7,16 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import map_error, message
+from unirun.errors import CompileError
+
+from ._dtypes import PRECISION_OF
+from ._errors import map_error, message, no_space, out_of_space
 
 if TYPE_CHECKING:
+    from unirun.options import Precision
     from unirun.source import OnnxModel
 
 log = logging.getLogger("unirun.openvino")
@@ -39,11 +44,32 @@ def core(cpu: CpuSettings = ()) -> Any:
 
 def read(model: OnnxModel) -> Any:
     try:
-        if model.has_external_data and model.path is not None:
-            return core().read_model(str(model.path))  # external weights resolve next to it
-        return core().read_model(model.data)
+        readable = model.for_engine()
+        if isinstance(readable, Path):
+            return core().read_model(str(readable))  # external weights resolve next to it
+        return core().read_model(
+            model.data if readable is model.proto else readable.SerializeToString()
+        )
     except RuntimeError as exc:
         raise map_error(exc, "read", model.proto) from exc
+
+
+def save_ir(ov_model: Any, path: Path, size: int) -> None:
+    """The OpenVINO IR (``.xml`` + ``.bin``) with exact weights (``save_model`` compresses them
+    to fp16 by default); ``size`` (bytes of the model) sizes the check for a full disk."""
+    try:
+        ov().save_model(ov_model, str(path), compress_to_fp16=False)
+    except RuntimeError as exc:  # a full disk reads "basic_ios::clear: iostream error"
+        full = out_of_space(exc, path.parent, size)
+        raise (full or CompileError(f"OpenVINO cannot write its IR: {message(exc)}")) from exc
+
+
+def write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        full = no_space(exc, path.parent, "write the compiled blob")
+        raise (full or CompileError(f"cannot write {path}: {exc.strerror}")) from exc
 
 
 def compile_model(engine: Any, ov_model: Any, device: str, props: Mapping[str, Any]) -> Any:
@@ -83,6 +109,31 @@ def execution_devices(compiled: Any) -> list[str]:
         return [str(d) for d in compiled.get_property("EXECUTION_DEVICES")]
     except RuntimeError:
         return []
+
+
+def inference_type(compiled: Any) -> str:
+    """The element type the compiled model computes floating-point math in (``"f32"``,
+    ``"bf16"``, ``"f16"``), as OpenVINO reports it; for AUTO, that of the devices it runs on.
+    ``"unknown"`` where the device does not say, or AUTO's devices disagree."""
+    try:
+        return str(compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
+    except RuntimeError:  # AUTO: "not supported property"; its devices answer for it
+        pass
+    try:
+        per_device = dict(compiled.get_property("DEVICE_PROPERTIES"))
+    except RuntimeError:
+        return "unknown"
+    chosen = set(execution_devices(compiled)) & set(per_device) or set(per_device)
+    found = set()
+    for name in chosen:
+        hint: Any = dict(per_device[name]).get("INFERENCE_PRECISION_HINT")
+        found.add(str(hint.get_type_name()) if hasattr(hint, "get_type_name") else "unknown")
+    return found.pop() if len(found) == 1 else "unknown"
+
+
+def computed_precision(compiled: Any) -> Precision | None:
+    """:func:`inference_type` as a unirun precision; None if OpenVINO does not say."""
+    return PRECISION_OF.get(inference_type(compiled))
 
 
 def cache_key(*parts: Mapping[str, Any]) -> str:

@@ -7,8 +7,11 @@ summary naming the operators. This module keeps only that.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from unirun.errors import (
@@ -55,6 +58,14 @@ _OUT_OF_BOUNDS = re.compile(
     r"the tensor \(shape=\(([\d.]*)\)\) are incompatible"
 )
 _LIMIT = 600
+# OpenVINO's wording when a file cannot be written (a full disk among the causes)
+_WRITE_FAILED = re.compile(r"basic_ios|iostream|write|No space|File too large", re.IGNORECASE)
+_FREE = "free some space there or point unirun's cache at another disk (UNIRUN_CACHE_DIR)"
+_NO_SPACE = {
+    errno.ENOSPC: ("no space left on device", _FREE),
+    errno.EDQUOT: ("no space left on device (disk quota exceeded)", _FREE),
+    errno.EFBIG: ("no space left for the file", "raise the file size limit (ulimit -f)"),
+}
 
 
 def message(exc: BaseException | str) -> str:
@@ -63,6 +74,35 @@ def message(exc: BaseException | str) -> str:
     lines = [line.strip() for line in text.splitlines()]
     kept = " ".join(_STATUS.sub("", line) for line in lines if line and not line.startswith(_NOISE))
     return kept if len(kept) <= _LIMIT else kept[:_LIMIT] + " …"
+
+
+def no_space(err: OSError, directory: Path, doing: str) -> UnirunError | None:
+    """A ``CompileError`` saying the disk is full if ``err`` says so, else None."""
+    if err.errno not in _NO_SPACE:
+        return None
+    reason, fix = _NO_SPACE[err.errno]
+    return CompileError(f"{reason}: cannot {doing} into {directory} ({err.strerror}); {fix}")
+
+
+def out_of_space(exc: BaseException, directory: Path, size: int) -> UnirunError | None:
+    """``no_space`` for an OpenVINO failure while writing into ``directory``: OpenVINO only says
+    "basic_ios::clear: iostream error". Checked by writing ``size`` bytes there, then removing
+    them."""
+    if not _WRITE_FAILED.search(str(exc)):
+        return None
+    probe = directory / ".unirun-space-probe"
+    try:
+        with probe.open("wb") as fh:
+            chunk = bytes(min(size, 1 << 20) or 1)
+            for _ in range(0, max(size, 1), len(chunk)):
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as err:
+        return no_space(err, directory, "write OpenVINO's compiled model")
+    finally:
+        probe.unlink(missing_ok=True)
+    return None
 
 
 def map_error(

@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 
 from unirun.errors import ModelClosedError
+from unirun.options import Precision
 from unirun.tensor import TensorSpec
 
+from ._engine import computed_precision, inference_type
 from ._errors import map_error
 from ._ports import Binding
 
@@ -22,12 +24,12 @@ class OpenVINOContext:
     from two threads at once, so the core gives each running call its own context."""
 
     def __init__(
-        self, compiled: Any, tensor: Any, feeds: Sequence[tuple[int, str]], outputs: int
+        self, compiled: Any, tensor: Any, feeds: Sequence[tuple[int, str]], results: Sequence[int]
     ) -> None:
         self._request: Any = compiled.create_infer_request()
         self._tensor = tensor
         self._feeds = tuple(feeds)
-        self._outputs = tuple(range(outputs))
+        self._outputs = tuple(results)
 
     def infer(self, feeds: Mapping[str, Array]) -> Sequence[Array]:
         request = self._request  # this reference keeps the request alive through close()
@@ -54,17 +56,22 @@ class OpenVINOContext:
 
 class OpenVINOExecutable:
     """A compiled model. ``loaded_from`` says whether it came from the artifact's exported blob
-    (``"blob"``) or was recompiled from its IR (``"ir"``); ``inference_precision`` is the
-    precision OpenVINO reports it runs in (``"f32"``, ``"bf16"``…)."""
+    (``"blob"``) or was recompiled from its IR (``"ir"``); ``precision`` is the precision
+    OpenVINO reports this compiled model computes in (``"fp32"``, ``"bf16"``…; None if it does
+    not say), ``inference_precision`` the same in OpenVINO's words (``"f32"``…);
+    ``engine_device``, for AUTO, the devices OpenVINO chose (``"CPU"``), else None."""
 
     def __init__(self, compiled: Any, tensor: Any, binding: Binding, loaded_from: str) -> None:
         self._compiled: Any = compiled
         self._tensor = tensor
         self._feeds = binding.feeds
+        self._results = binding.results
         self.inputs: list[TensorSpec] = binding.inputs
         self.outputs: list[TensorSpec] = binding.outputs
         self.loaded_from = loaded_from
-        self.inference_precision = precision_of(compiled)
+        self.inference_precision = inference_type(compiled)
+        self.precision: Precision | None = computed_precision(compiled)
+        self.engine_device: str | None = None
         self._lock = threading.Lock()
         self._own: OpenVINOContext | None = None
 
@@ -73,7 +80,7 @@ class OpenVINOExecutable:
         if compiled is None:
             raise ModelClosedError("the OpenVINO model was closed")
         try:
-            return OpenVINOContext(compiled, self._tensor, self._feeds, len(self.outputs))
+            return OpenVINOContext(compiled, self._tensor, self._feeds, self._results)
         except RuntimeError as exc:
             raise map_error(exc, "run") from exc
 
@@ -89,10 +96,3 @@ class OpenVINOExecutable:
         own, self._own = self._own, None
         if own is not None:
             own.close()
-
-
-def precision_of(compiled: Any) -> str:
-    try:
-        return str(compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
-    except Exception:  # AUTO and some devices do not report it
-        return "unknown"

@@ -9,22 +9,39 @@ and, when the blob cannot be used here, recompiles the IR and logs why.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unirun.backend import API_VERSION, Capabilities, DeviceInfo, Probe, Target, ThreadSafety
+from unirun.backend import (
+    API_VERSION,
+    Capabilities,
+    DeviceInfo,
+    Int8Form,
+    Probe,
+    Target,
+    ThreadSafety,
+)
 from unirun.device import Device
-from unirun.errors import ArtifactError, CompileError, UnirunError, UnsupportedModelError
-from unirun.source import all_nodes
+from unirun.errors import (
+    ArtifactError,
+    CompileError,
+    InvalidModelError,
+    OptionsError,
+    UnirunError,
+    UnsupportedModelError,
+)
+from unirun.source import all_nodes, describe_shapes
 
 from . import _devices, _engine, _ports
-from ._dtypes import FROM_OV
+from ._dtypes import FROM_OV, PRECISION_HINT, PRECISION_OF
 from ._errors import map_error, message
-from ._executable import OpenVINOExecutable, precision_of
-from .options import OpenVINOOptions, parse, properties, snippets_off
+from ._executable import OpenVINOExecutable
+from .options import OWN, OpenVINOOptions, parse, properties, snippets_off
 
 if TYPE_CHECKING:
-    from unirun.artifact import Artifact
+    from unirun.artifact import Artifact, Manifest
+    from unirun.options import ShapeRange
     from unirun.source import OnnxModel
 
 log = logging.getLogger("unirun.openvino")
@@ -42,7 +59,13 @@ class OpenVINOBackend:
     options_model = OpenVINOOptions
     capabilities = Capabilities(
         device_kinds=("cpu", "gpu", "npu", "auto"),
-        precisions=("fp32", "fp16", "bf16"),
+        precisions=("fp32", "fp16", "bf16", "int8"),
+        # OpenVINO folds Q/DQ into its int8 primitives; weights-only (int8 weights, float math)
+        # is the fallback where the static form is not faster (transformers without VNNI).
+        int8_forms={
+            "cpu": (Int8Form.STATIC, Int8Form.WEIGHTS),
+            "auto": (Int8Form.STATIC, Int8Form.WEIGHTS),
+        },
         dtypes=tuple(FROM_OV.values()),
         dynamic_shapes="free",
         thread_safety=ThreadSafety.CONTEXTS,
@@ -93,87 +116,36 @@ class OpenVINOBackend:
     # -- compile -------------------------------------------------------------------------------
 
     def compile(self, model: OnnxModel, target: Target) -> Artifact:
-        ov = _engine.ov()
         options = parse(target.options.backend_options)
         device = _devices.ov_name(_engine.core(), target.device)
-        ov_model = _engine.read(model)
-        onnx_inputs, onnx_outputs = model.inputs, model.outputs
-        # Binding also refuses what unirun cannot exchange (string, bf16) before compiling.
-        binding = _ports.bind(ov_model, onnx_inputs, onnx_outputs, CompileError)
-        if target.options.shapes:
-            bounds = _ports.bounded_shapes(ov, ov_model, binding, target.options.shapes)
-            try:
-                ov_model.reshape(bounds)
-            except RuntimeError as exc:
-                raise map_error(exc, "reshape") from exc
-        dynamic = any(port.get_partial_shape().is_dynamic for port in ov_model.inputs)
-        props = properties(target.options, options, device, dynamic)
-        cpu = _SNIPPETS_OFF if device == "AUTO" and snippets_off(options, dynamic) else ()
-        engine = _engine.core(cpu)
-        # The IR is the recompile source: exact weights (save_model compresses to fp16 by default).
-        ov.save_model(ov_model, str(target.directory / IR), compress_to_fp16=False)
-        cache = _engine_cache(target.cache_dir, options, props, dict(cpu))
-        compiled = _engine.compile_model(engine, ov_model, device, {**props, **cache})
-        blob = _engine.export(compiled, device)
-        if (
-            blob is not None
-            and _engine.loaded_from_cache(compiled)
-            and not _engine.imports(engine, blob, device, props)
-        ):
-            # OpenVINO 2026.4 exports a blob it cannot import again from a model it loaded from
-            # CACHE_DIR (the family of openvinotoolkit/openvino#33054). Build it afresh.
-            log.info("the blob exported from OpenVINO's cache does not import; compiling anew")
-            compiled = _engine.compile_model(engine, ov_model, device, props)
-            blob = _engine.export(compiled, device)
-        unsafe = sorted({n.op_type for n in all_nodes(model.proto.graph)} & _BLOB_UNSAFE_OPS)
-        if blob is not None and unsafe:
-            log.info(
-                "not keeping OpenVINO's compiled blob: it computes %s wrongly after "
-                "export/import; loads compile the IR instead",
-                ", ".join(unsafe),
+        shapes = target.options.shapes
+        try:
+            return _compile(model, target, options, device, shapes)
+        except (CompileError, OptionsError, UnsupportedModelError, InvalidModelError) as exc:
+            if not shapes:
+                raise
+            # Declaring shapes must never break a model OpenVINO runs without them: build it
+            # with its own dimensions (the core still checks every feed against `shapes`).
+            built = _compile(model, target, options, device, {})
+            log.warning(
+                "OpenVINO cannot build the model with the declared input shapes %s (%s); built "
+                "it with the graph's own dimensions instead: unirun checks that every input "
+                "has the declared shape",
+                describe_shapes(shapes),
+                exc,
             )
-            blob = None
-        if blob is not None:
-            (target.directory / BLOB).write_bytes(blob)
-        precision = precision_of(compiled)
-        if precision not in ("unknown", props["INFERENCE_PRECISION_HINT"]):
-            log.info(
-                "OpenVINO runs this %s build in %s on %s (the device's choice)",
-                target.options.precision,
-                precision,
-                device,
-            )
-        binding = _ports.bind(compiled, onnx_inputs, onnx_outputs, CompileError)
-        return target.finish(
-            binding.inputs,
-            binding.outputs,
-            {
-                "ov_device": device,
-                "device_name": "" if device == "AUTO" else _devices.full_name(engine, device),
-                "blob": BLOB if blob is not None else None,
-                "ir": IR,
-                "properties": props,
-                "cpu_core_properties": dict(cpu),
-                "inference_precision": precision,
-                "execution_devices": _engine.execution_devices(compiled),
-            },
-        )
+            return built
 
     # -- load ----------------------------------------------------------------------------------
 
     def load(
         self, artifact: Artifact, device: Device, cache_dir: Path | None = None
     ) -> OpenVINOExecutable:
-        extra = artifact.manifest.extra
+        manifest = artifact.manifest
+        extra = manifest.extra
         ov_device = _devices.ov_name(_engine.core(), device)
-        if not isinstance(extra.get("properties"), dict):
-            raise ArtifactError(
-                "the artifact's manifest lacks the OpenVINO properties it was compiled with; "
-                "recompile it with this plugin",
-                field="extra",
-            )
-        props: dict[str, Any] = dict(extra["properties"])
-        engine = _engine.core(tuple(sorted(extra.get("cpu_core_properties", {}).items())))
+        props, cpu = _trusted_properties(manifest)
+        engine = _engine.core(tuple(sorted(cpu.items())))
         compiled, reason = None, _import_obstacle(artifact, engine, ov_device)
         if reason is None:
             try:
@@ -184,6 +156,13 @@ class OpenVINOBackend:
         if compiled is None:
             if reason:
                 log.warning("%s; recompiling the artifact's OpenVINO IR for %s", reason, ov_device)
+            elif ov_device == "AUTO":
+                log.info(
+                    "the artifact was compiled for OpenVINO AUTO, which cannot export a compiled "
+                    "model: loading it compiles its IR (OpenVINO's own cache keeps that short); "
+                    "compile for a concrete device (e.g. device='cpu') for an artifact that "
+                    "loads without compiling"
+                )
             try:
                 ov_model = engine.read_model(str(artifact.path(str(extra.get("ir", IR)))))
             except RuntimeError as exc:
@@ -191,22 +170,145 @@ class OpenVINOBackend:
                     f"the artifact's OpenVINO IR cannot be read: {message(exc)}", field="files"
                 ) from exc
             # The same per-property-set directory compile used, so a rebuild is cached too.
-            cache = _engine_cache(
-                cache_dir,
-                parse(artifact.manifest.options.backend_options),
-                props,
-                dict(extra.get("cpu_core_properties", {})),
-            )
+            cache = _engine_cache(cache_dir, parse(manifest.options.backend_options), props, cpu)
             compiled = _engine.compile_model(engine, ov_model, ov_device, {**props, **cache})
         binding = _ports.bind(compiled, artifact.inputs, artifact.outputs, ArtifactError)
-        return OpenVINOExecutable(
+        executable = OpenVINOExecutable(
             compiled, _engine.ov().Tensor, binding, "blob" if reason is None else "ir"
         )
+        if ov_device == "AUTO":  # what AUTO chose: Model.device_label shows "auto → CPU"
+            executable.engine_device = ", ".join(_engine.execution_devices(compiled)) or None
+        built = manifest.computed_precision or manifest.options.precision
+        floats = manifest.options.precision in PRECISION_OF.values()
+        if floats and executable.precision is not None and executable.precision != built:
+            log.warning(
+                "the artifact was built to compute in %s, but OpenVINO computes it in %s on "
+                "%s here (the device lacks %s support)",
+                built,
+                executable.precision,
+                ov_device,
+                built,
+            )
+        return executable
+
+
+def _compile(
+    model: OnnxModel,
+    target: Target,
+    options: OpenVINOOptions,
+    device: str,
+    shapes: Mapping[str, ShapeRange],
+) -> Artifact:
+    ov_model = _engine.read(model)
+    onnx_inputs, onnx_outputs = model.inputs, model.outputs
+    # Binding also refuses what unirun cannot exchange (string, bf16) before compiling.
+    binding = _ports.bind(ov_model, onnx_inputs, onnx_outputs, CompileError)
+    if shapes:
+        bounds = _ports.bounded_shapes(_engine.ov(), ov_model, binding, shapes)
+        try:
+            ov_model.reshape(bounds)
+        except RuntimeError as exc:
+            raise map_error(exc, "reshape") from exc
+    dynamic = any(port.get_partial_shape().is_dynamic for port in ov_model.inputs)
+    props = properties(target.options, options, device, dynamic)
+    if device == "CPU" and target.options.precision == "int8" and _weights_only(model):
+        # The int8-weights form promises float activations; the CPU plugin would quantize
+        # them per call (dynamic quantization), which loses outlier channels and fails
+        # with oneDNN capped at AVX2. The user's own properties still win.
+        props.setdefault("DYNAMIC_QUANTIZATION_GROUP_SIZE", 0)
+    cpu = _SNIPPETS_OFF if device == "AUTO" and snippets_off(options, dynamic) else ()
+    engine = _engine.core(cpu)
+    # The IR is the recompile source.
+    _engine.save_ir(ov_model, target.directory / IR, len(model.data))
+    cache = _engine_cache(target.cache_dir, options, props, dict(cpu))
+    compiled = _engine.compile_model(engine, ov_model, device, {**props, **cache})
+    blob = _engine.export(compiled, device)
+    if (
+        blob is not None
+        and _engine.loaded_from_cache(compiled)
+        and not _engine.imports(engine, blob, device, props)
+    ):
+        # OpenVINO 2026.4 exports a blob it cannot import again from a model it loaded from
+        # CACHE_DIR (the family of openvinotoolkit/openvino#33054). Build it afresh.
+        log.info("the blob exported from OpenVINO's cache does not import; compiling anew")
+        compiled = _engine.compile_model(engine, ov_model, device, props)
+        blob = _engine.export(compiled, device)
+    unsafe = sorted({n.op_type for n in all_nodes(model.proto.graph)} & _BLOB_UNSAFE_OPS)
+    if blob is not None and unsafe:
+        log.info(
+            "not keeping OpenVINO's compiled blob: it computes %s wrongly after "
+            "export/import; loads compile the IR instead",
+            ", ".join(unsafe),
+        )
+        blob = None
+    if blob is not None:
+        _engine.write(target.directory / BLOB, blob)
+    # What the device grants, which is not always what was asked: fp16 runs in fp32 or bf16 on
+    # CPUs without fp16 arithmetic. The core warns about (or refuses) a substitution.
+    float_request = target.options.precision in PRECISION_OF.values()
+    precision = _engine.computed_precision(compiled) if float_request else None
+    if precision is None and float_request:
+        log.info(
+            "OpenVINO does not report the precision %s computes in; the artifact records the "
+            "requested %s",
+            device,
+            target.options.precision,
+        )
+    binding = _ports.bind(compiled, onnx_inputs, onnx_outputs, CompileError)
+    return target.finish(
+        binding.inputs,
+        binding.outputs,
+        {
+            "ov_device": device,
+            "device_name": "" if device == "AUTO" else _devices.full_name(engine, device),
+            "blob": BLOB if blob is not None else None,
+            "ir": IR,
+            "properties": props,
+            "cpu_core_properties": dict(cpu),
+            "inference_precision": _engine.inference_type(compiled),
+            "execution_devices": _engine.execution_devices(compiled),
+        },
+        precision=precision,
+    )
+
+
+def _trusted_properties(manifest: Manifest) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The properties an artifact's manifest asks OpenVINO for, refused (``ArtifactError``)
+    unless they are the ones unirun itself sets: a manifest is data anyone can edit, and
+    OpenVINO properties can write files (CACHE_DIR) or change the outputs."""
+    extra = manifest.extra
+    props, cpu = extra.get("properties"), extra.get("cpu_core_properties", {})
+    if not isinstance(props, dict) or not isinstance(cpu, dict):
+        raise ArtifactError(
+            "the artifact's manifest lacks the OpenVINO properties it was compiled with; "
+            "recompile it with this plugin",
+            field="extra",
+        )
+    refused = sorted(set(props) - OWN) + sorted(f"CPU {k}" for k in set(cpu) - {"SNIPPETS_MODE"})
+    hint = props.get("INFERENCE_PRECISION_HINT")
+    if hint != PRECISION_HINT[manifest.options.precision]:
+        refused.append(
+            f"INFERENCE_PRECISION_HINT={hint!r} (the artifact's precision is "
+            f"{manifest.options.precision})"
+        )
+    if refused:
+        raise ArtifactError(
+            f"the artifact's manifest asks OpenVINO for {', '.join(refused)}, which unirun does "
+            "not set from an artifact (only properties that tune speed, and the precision hint "
+            "of its precision); recompile the model instead of editing the manifest",
+            field="extra",
+        )
+    return dict(props), dict(cpu)
 
 
 # Operators OpenVINO 2026.4 computes differently once a compiled model went through
 # export_model/import_model (the ONNX node tests test_rotary_embedding* fail only that way).
 _BLOB_UNSAFE_OPS = frozenset({"RotaryEmbedding"})
+
+
+def _weights_only(model: OnnxModel) -> bool:
+    ops = {node.op_type for node in model.proto.graph.node}
+    return "DequantizeLinear" in ops and not ops & {"QuantizeLinear", "DynamicQuantizeLinear"}
 
 
 def _engine_cache(

@@ -5,11 +5,42 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from unirun.options import CompileOptions
 
 from ._dtypes import PRECISION_HINT
+
+#: OpenVINO properties that only tune speed (threads, streams, scheduling, priorities): the only
+#: ones the raw ``properties`` option passes on, and, with :data:`OWN`, the only ones an
+#: artifact's manifest may set at load. Anything that writes files (CACHE_DIR, WEIGHTS_PATH…)
+#: or changes the outputs (precisions, quantization, denormals) is refused.
+TUNING = frozenset(
+    {
+        "PERFORMANCE_HINT",
+        "PERFORMANCE_HINT_NUM_REQUESTS",
+        "NUM_STREAMS",
+        "INFERENCE_NUM_THREADS",
+        "EXECUTION_MODE_HINT",
+        "ENABLE_CPU_PINNING",
+        "ENABLE_CPU_RESERVATION",
+        "ENABLE_HYPER_THREADING",
+        "SCHEDULING_CORE_TYPE",
+        "MODEL_DISTRIBUTION_POLICY",
+        "TBB_PARTITIONER",
+        "MODEL_PRIORITY",
+        "PERF_COUNT",
+        "GPU_HOST_TASK_PRIORITY",
+        "GPU_QUEUE_PRIORITY",
+        "GPU_QUEUE_THROTTLE",
+    }
+)
+#: The properties unirun sets itself (see :func:`properties`; int8 weights-only builds turn
+#: the CPU's dynamic quantization off with DYNAMIC_QUANTIZATION_GROUP_SIZE=0).
+OWN = (
+    frozenset({"INFERENCE_PRECISION_HINT", "SNIPPETS_MODE", "DYNAMIC_QUANTIZATION_GROUP_SIZE"})
+    | TUNING
+)
 
 
 class OpenVINOOptions(BaseModel):
@@ -63,8 +94,25 @@ class OpenVINOOptions(BaseModel):
     properties: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
         description="Raw OpenVINO properties passed to compile_model/import_model last, e.g. "
-        "{'ENABLE_HYPER_THREADING': False}; they override everything above.",
+        "{'ENABLE_HYPER_THREADING': False}; they override everything above. Only properties "
+        "that tune speed are accepted (threads, streams, scheduling, priorities): nothing that "
+        "writes files or changes the outputs.",
     )
+
+    @field_validator("properties")
+    @classmethod
+    def _only_tuning(
+        cls, value: dict[str, str | int | float | bool]
+    ) -> dict[str, str | int | float | bool]:
+        refused = sorted(set(value) - TUNING)
+        if refused:
+            raise ValueError(
+                f"unirun does not pass OpenVINO propert{'ies' if len(refused) > 1 else 'y'} "
+                f"{', '.join(refused)} through: raw properties may only tune speed "
+                f"({', '.join(sorted(TUNING))}). Precision comes from precision=, OpenVINO's "
+                "cache from the engine_cache option"
+            )
+        return value
 
 
 def parse(data: Mapping[str, Any]) -> OpenVINOOptions:

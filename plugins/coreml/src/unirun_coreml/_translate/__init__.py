@@ -4,6 +4,7 @@ from .._coremltools import coremltools
 
 coremltools()  # install the quiet-import filter before any coremltools module loads
 
+from ._check import check  # noqa: E402
 from ._context import Context  # noqa: E402
 from ._mil import Value  # noqa: E402
 from ._node import Node  # noqa: E402
@@ -20,6 +21,7 @@ __all__ = [
     "Node",
     "TranslationResult",
     "Value",
+    "check",
     "find_unsupported",
     "register_lowering",
     "save",

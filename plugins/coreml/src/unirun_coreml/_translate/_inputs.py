@@ -74,7 +74,7 @@ def _onnx_dims(value_info: onnx.ValueInfoProto) -> list[int | str | None] | None
         return None
     dims: list[int | str | None] = []
     for d in value_info.type.tensor_type.shape.dim:
-        if d.HasField("dim_value"):
+        if d.HasField("dim_value") and d.dim_value >= 0:  # some exporters write -1: dynamic
             dims.append(int(d.dim_value))
         elif d.HasField("dim_param"):
             dims.append(d.dim_param)
@@ -131,7 +131,12 @@ def plan_inputs(
     graph: onnx.GraphProto,
     shapes: Mapping[str, ShapeSpec] | None,
     constants: set[str],
+    *,
+    bounded: bool = True,
 ) -> list[InputPlan]:
+    """One plan per graph input that is not a constant. ``bounded=False`` (the op check)
+    leaves dynamic dims without ``shapes`` symbolic instead of raising, and omits inputs whose
+    rank is unknown or that are empty."""
     shapes = dict(shapes or {})
     graph_inputs = [i for i in graph.input if i.name not in constants]
     known = {i.name for i in graph_inputs}
@@ -146,10 +151,14 @@ def plan_inputs(
     for value_info in graph_inputs:
         name = value_info.name
         tensor_type = value_info.type.tensor_type
-        if not value_info.type.HasField("tensor_type"):
-            raise InputShapeError(f"input {name!r} is not a tensor; Core ML takes tensors only")
-        onnx_dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
+        tensor = value_info.type.HasField("tensor_type")
+        elem = tensor_type.elem_type
+        onnx_dtype = np.dtype(helper.tensor_dtype_to_np_dtype(elem) if tensor else object)
         declared = _onnx_dims(value_info)
+        if not bounded and not _plannable(tensor, onnx_dtype, declared, name in shapes):
+            continue
+        if not tensor:
+            raise InputShapeError(f"input {name!r} is not a tensor; Core ML takes tensors only")
         if declared is None and name not in shapes:
             raise InputShapeError(
                 f"input {name!r} declares no shape; pass its shape, e.g. shapes={{{name!r}: "
@@ -186,9 +195,9 @@ def plan_inputs(
                     f"input {name!r} has shape {onnx_shape}: Core ML tensors cannot be empty"
                 )
             free = [i for i, d in enumerate(dims) if not isinstance(d, int)]
-            if free:
+            if free and bounded:
                 raise InputShapeError(_missing_bounds_message(name, dims, onnx_shape))
-            sym = [int(d) for d in dims if isinstance(d, int)] or [1]
+            sym = [d if isinstance(d, int) else _symbol(d, symbols) for d in dims] or [1]
         plans.append(
             InputPlan(
                 onnx_name=name,
@@ -202,6 +211,15 @@ def plan_inputs(
             )
         )
     return plans
+
+
+def _plannable(
+    tensor: bool, dtype: np.dtype[Any], dims: list[int | str | None] | None, shaped: bool
+) -> bool:
+    """Whether the op check can give this input a placeholder (else it is left unknown)."""
+    if not tensor or (dtype.kind not in "biuf" and dtype.name != "bfloat16"):
+        return False
+    return shaped or (dims is not None and 0 not in dims)
 
 
 def _symbol(dim: int | str | None, symbols: dict[str, Any]) -> Any:

@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 from coremltools.converters.mil.mil import Builder as mb
 from coremltools.converters.mil.mil import Function, Program
+from coremltools.converters.mil.mil.types.symbolic import any_variadic, is_symbolic
 from onnx import helper, numpy_helper
 
 from .._coremltools import coremltools, quiet
@@ -19,9 +20,11 @@ from .._iomap import METADATA_KEY, TensorMapping, dumps
 from ._context import Context
 from ._fold import fold
 from ._inputs import InputPlan, ShapeSpec, mil_dtype_for, mil_type, plan_inputs, safe_name
-from ._mil import Value, cast, is_bool, is_const, to_mil_array
+from ._known import Known, from_dims, propagate, size_of
+from ._mil import Value, cast, is_bool, is_const, shape, to_mil_array
 from ._node import Node
 from ._registry import describe, find_unsupported, lookup, opsets_of
+from ._shapes import Dims, infer_shapes
 
 _PRECISIONS = ("fp32", "fp16")
 
@@ -159,10 +162,19 @@ def _build_program(
     plans: list[InputPlan],
     constants: dict[str, np.ndarray],
     target: Any,
+    refusals: dict[str, str] | None = None,
+    unknown: frozenset[str] = frozenset(),
 ) -> tuple[Any, list[TensorMapping]]:
+    """Lower every node into a MIL program.
+
+    With ``refusals=None`` the first node that cannot be lowered raises (translate). With a
+    dict (the op check), each failing node's reason is recorded and the nodes that depend on
+    it, on a node already in ``refusals`` or on an ``unknown`` input are skipped; no program
+    is returned.
+    """
     graph = model.graph
     opsets = opsets_of(model)
-    ctx = Context(target)
+    ctx = Context(target, infer_shapes(model, plans, constants))
     for init in graph.initializer:
         ctx.env[init.name] = _initializer(init)
     ctx.env.update(constants)
@@ -176,6 +188,9 @@ def _build_program(
             if plan.onnx_shape == ():  # Core ML has no scalar inputs: fed as shape (1,)
                 value = mb.squeeze(x=value)
             ctx.env[plan.onnx_name] = value
+        if refusals is not None:
+            _check_nodes(ctx, graph, opsets, refusals, set(unknown))
+            return None, []
         for index, proto in enumerate(graph.node):
             _lower(ctx, Node.wrap(proto, index, opsets))
         outputs, variables = _outputs(ctx, graph, {p.mil_name for p in plans})
@@ -185,6 +200,25 @@ def _build_program(
     return program, outputs
 
 
+def _check_nodes(
+    ctx: Context,
+    graph: onnx.GraphProto,
+    opsets: dict[str, int],
+    refusals: dict[str, str],
+    blocked: set[str],
+) -> None:
+    for index, proto in enumerate(graph.node):
+        node = Node.wrap(proto, index, opsets)
+        if node.name in refusals or any(name in blocked for name in node.inputs if name):
+            blocked.update(node.outputs)
+            continue
+        try:
+            _lower(ctx, node)
+        except TranslationError as exc:
+            refusals[node.name] = exc.reason
+            blocked.update(node.outputs)
+
+
 def _lower(ctx: Context, node: Node) -> None:
     inputs = ctx.inputs(node)
     if all(v is None or is_const(v) for v in inputs):
@@ -192,16 +226,46 @@ def _lower(ctx: Context, node: Node) -> None:
         if folded is not None:
             _bind(ctx, node, folded)
             return
+    known = _known_output(ctx, node, inputs)
+    if known is not None:
+        constant = known.constant
+        if constant is not None:  # only the shape of a run-time value was needed
+            _bind(ctx, node, [constant])
+            return
+        ctx.known[node.outputs[0]] = known
     entry = lookup(node.domain, node.op_type)
     if entry is None:
         raise node.error("no lowering is registered for this op")
     try:
         result = entry.fn(ctx, node)
+        values = list(result) if isinstance(result, (list, tuple)) else [result]
+        values = [
+            None if v is None or not name else _conform(ctx, node, name, v)
+            for name, v in zip(node.outputs, values, strict=False)
+        ]
     except TranslationError:
         raise
     except Exception as exc:
         raise node.error(f"lowering failed: {type(exc).__name__}: {exc}") from exc
-    _bind(ctx, node, result)
+    _bind(ctx, node, values)
+
+
+def _known_output(ctx: Context, node: Node, inputs: list[Value | None]) -> Known | None:
+    if len(node.outputs) != 1 or node.domain:
+        return None
+    if node.op_type in ("Shape", "Size"):
+        x = inputs[0]
+        if x is None or is_const(x) or any_variadic(shape(x)):
+            return None
+        dims = shape(x)
+        for axis, d in enumerate(dims):
+            if is_symbolic(d) and d not in ctx.sources:
+                ctx.sources[d] = (x, axis)
+        if node.op_type == "Size":
+            return size_of(dims)
+        start, end = int(node.attr("start", 0)), node.attr("end")
+        return from_dims(dims[start : None if end is None else int(end)])
+    return propagate(node, [ctx.known_input(node, i) for i in range(len(node.inputs))])
 
 
 def _bind(ctx: Context, node: Node, result: Any) -> None:
@@ -209,6 +273,43 @@ def _bind(ctx: Context, node: Node, result: Any) -> None:
     for name, value in zip(node.outputs, values, strict=False):
         if name and value is not None:
             ctx.env[name] = value
+
+
+_MAX_RANK = 5  # Core ML tensors
+
+
+def _conform(ctx: Context, node: Node, name: str, value: Value) -> Value:
+    """Hold a lowered result to the rank ONNX infers for it (ONNX's shape inference knows the
+    rank of a reshape to a run-time target, and ranks decide axes, perms and broadcasting of
+    every later lowering) and to Core ML's rank limit, so a wrong rank is reported at the node
+    that makes it. (Dims are not compared: where ONNX's inference and ONNX Runtime differ, as
+    for some ceil-mode pools, the lowering follows ONNX Runtime.)"""
+    if is_const(value):
+        return value
+    expected = ctx.expected(name)
+    dims = shape(value)
+    if any_variadic(dims):
+        if expected is None or not all(isinstance(d, int) and d > 0 for d in expected):
+            raise node.error(
+                f"the rank of output {name!r} is only known at run time; Core ML needs it "
+                "at conversion time"
+            )
+        return mb.reshape(x=value, shape=np.array(expected, np.int32))
+    if expected is not None and len(expected) != len(dims):
+        raise node.error(
+            f"output {name!r} has rank {len(dims)} in the Core ML program where ONNX infers "
+            f"rank {len(expected)} {_format(expected)}"
+        )
+    if len(dims) > _MAX_RANK:
+        raise node.error(
+            f"output {name!r} has rank {len(dims)}; Core ML tensors have at most {_MAX_RANK} "
+            "dimensions"
+        )
+    return value
+
+
+def _format(dims: Dims) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in dims) + ")"
 
 
 def _outputs(

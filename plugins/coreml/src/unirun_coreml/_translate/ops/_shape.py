@@ -4,6 +4,8 @@ Shape, Size, ConstantOfShape, Range, Split, Pad, DepthToSpace/SpaceToDepth, Cons
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from coremltools.converters.mil.mil import Builder as mb
@@ -56,22 +58,93 @@ def _reshape(ctx: Context, node: Node) -> Value:
     target = ctx.input(node, 1) if node.opset >= 5 else np.array(node.ints("shape"))
     if target is None:
         raise node.error("needs a shape")
-    if not is_const(target):
-        target = cast(target, np.int32)
-        if not node.attr("allowzero", 0):
-            # ONNX 0 copies the input's dim; MIL allows that only at equal ranks, so resolve it.
-            k = int(shape(target)[0])
-            dims = mb.shape(x=x)
-            if k > rank(x):
-                dims = mb.concat(values=[dims, np.ones(k - rank(x), np.int32)], axis=0)
-            elif k < rank(x):
-                dims = mb.slice_by_index(x=dims, begin=[0], end=[k])
-            target = mb.select(cond=mb.equal(x=target, y=np.int32(0)), a=dims, b=target)
-        return mb.reshape(x=x, shape=target)
-    dims = shape(x)
     keep_zero = bool(node.attr("allowzero", 0))
+    if not is_const(target):
+        return _reshape_at_run_time(ctx, node, x, target, keep_zero)
+    dims = shape(x)
     entries = [dims[i] if t == 0 and not keep_zero else int(t) for i, t in enumerate(target)]
     return mb.reshape(x=x, shape=dims_vector(x, entries))
+
+
+def _reshape_at_run_time(
+    ctx: Context, node: Node, x: Value, target: Value, keep_zero: bool
+) -> Value:
+    # The output's rank is the target's length, static even when its values are not, and
+    # what is known of the values (see _known) keeps the static dims static for MIL too.
+    k = static_length(node, target, "the target shape")
+    known = ctx.known_input(node, 1)
+    entries: list[Any] = list(known.values) if known and known.values.shape == (k,) else [None] * k
+    dims = shape(x)
+    for i, v in enumerate(entries):
+        if isinstance(v, int) and v == 0 and not keep_zero:
+            entries[i] = dims[i] if i < len(dims) else None
+    resolved = lambda: _resolved(x, target, k, keep_zero)  # noqa: E731
+    return mb.reshape(x=x, shape=_vector(ctx, entries, resolved, like=x, infer_one=True))
+
+
+def _resolved(x: Value, target: Value, k: int, keep_zero: bool) -> Value:
+    """The run-time target as int32, ONNX's 0 ("copy this dim") resolved: MIL allows 0 only
+    at equal ranks."""
+    target = cast(target, np.int32)
+    if keep_zero:
+        return target
+    dims = mb.shape(x=x)
+    if k > rank(x):
+        dims = mb.concat(values=[dims, np.ones(k - rank(x), np.int32)], axis=0)
+    elif k < rank(x):
+        dims = mb.slice_by_index(x=dims, begin=[0], end=[k])
+    return mb.select(cond=mb.equal(x=target, y=np.int32(0)), a=dims, b=target)
+
+
+def _vector(
+    ctx: Context,
+    entries: list[Any],
+    runtime: Callable[[], Value],
+    like: Value | None = None,
+    infer_one: bool = False,
+) -> Value:
+    """A shape vector from entries that are ints, dim symbols, or None (taken from the
+    run-time vector ``runtime()`` builds). Static entries become constants and symbols are
+    sliced from a shape that has them (``like``'s first), so MIL's type inference sees both.
+    ``infer_one``: a reshape target, where one open entry may be left to MIL as -1."""
+    pieces: list[Any] = []
+    for v in entries:
+        if v is not None and not is_symbolic(v):
+            pieces.append(int(v))
+        elif v is not None and like is not None and v in shape(like):
+            pieces.append((like, shape(like).index(v)))
+        else:
+            pieces.append(ctx.sources.get(v) if v is not None else None)
+    if all(p is None for p in pieces):
+        return runtime()
+    open_ = [i for i, p in enumerate(pieces) if not isinstance(p, int)]
+    if not open_ or (infer_one and len(open_) == 1 and -1 not in pieces):
+        return np.array([p if isinstance(p, int) else -1 for p in pieces], np.int32)
+    shapes: dict[int, Value] = {}
+    full = None
+    parts = []
+    for i, p in enumerate(pieces):
+        if isinstance(p, int):
+            parts.append(np.array([p], np.int32))
+        elif p is None:
+            full = runtime() if full is None else full
+            parts.append(mb.slice_by_index(x=full, begin=[i], end=[i + 1]))
+        else:
+            var, axis = p
+            source = shapes.setdefault(id(var), mb.shape(x=var))
+            parts.append(mb.slice_by_index(x=source, begin=[axis], end=[axis + 1]))
+    return mb.concat(values=parts, axis=0)
+
+
+def static_length(node: Node, vector: Value, what: str) -> int:
+    """The length of a 1-D value computed at run time (a shape, repeats, sizes)."""
+    length = shape(vector)[0] if rank(vector) == 1 else None
+    if length is None or is_symbolic(length):
+        raise node.error(
+            f"the length of {what} is only known at run time, so the rank of the result is "
+            "too; Core ML needs ranks at conversion time"
+        )
+    return int(length)
 
 
 @lowering("Transpose")
@@ -111,10 +184,25 @@ def _squeeze(ctx: Context, node: Node) -> Value:
     axes = axes_of(ctx, node, 13)
     dims = shape(x)
     if axes is None:
-        axes = [i for i, d in enumerate(dims) if not is_symbolic(d) and int(d) == 1]
+        unknown = [i for i, d in enumerate(dims) if is_symbolic(d)]
+        if unknown:
+            raise node.error(
+                f"without axes, ONNX removes every dimension of size 1, and dimension(s) "
+                f"{unknown} of the input {_dims(dims)} are only known at run time, so the "
+                "rank of the result is too; give the axes in the model, or fix those "
+                "dimensions with shapes="
+            )
+        axes = [i for i, d in enumerate(dims) if int(d) == 1]
     axes = sorted(normalize_axis(a, rank(x)) for a in axes)
     if not axes:
         return x
+    if any(is_symbolic(dims[a]) for a in axes):
+        # ONNX requires these dims to be 1; MIL's squeeze keeps a dim it cannot see is 1,
+        # and the rank with it. Reshape to the dims that stay instead.
+        kept = [d for i, d in enumerate(dims) if i not in axes]
+        if not kept:
+            return mb.squeeze(x=mb.reshape(x=x, shape=np.ones(1, np.int32)), axes=[0])
+        return mb.reshape(x=x, shape=dims_vector(x, kept))
     return mb.squeeze(x=x, axes=np.array(axes, np.int32))
 
 
@@ -125,6 +213,10 @@ def _unsqueeze(ctx: Context, node: Node) -> Value:
     out_rank = rank(x) + len(axes)
     axes = sorted(normalize_axis(a, out_rank) for a in axes)
     return mb.expand_dims(x=arg(x), axes=np.array(axes, np.int32))
+
+
+def _dims(dims: tuple[object, ...]) -> str:
+    return "(" + ", ".join("?" if is_symbolic(d) else str(d) for d in dims) + ")"
 
 
 def _broadcast_to(x: Value, target: Value) -> Value:
@@ -145,7 +237,10 @@ def _broadcast_to(x: Value, target: Value) -> Value:
     # A runtime shape: tile by the target where x has a 1. (Not x + zeros(target):
     # coremltools' noop elimination drops that add, and the broadcast with it.)
     target = cast(target, np.int32)
-    count = int(shape(target)[0])
+    count = shape(target)[0] if rank(target) == 1 else None
+    if count is None or is_symbolic(count):
+        raise ValueError("the length of the target shape is only known at run time")
+    count = int(count)
     out_rank = max(rank(x), count)
     if rank(x) < out_rank:
         x = mb.expand_dims(x=x, axes=np.arange(out_rank - rank(x), dtype=np.int32))
@@ -206,7 +301,12 @@ def _constant_of_shape(ctx: Context, node: Node) -> Value:
     target = ctx.required(node, 0)
     value = node.attr("value")
     fill = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)
-    return mb.fill(shape=cast(target, np.int32), value=arg(fill[:1].reshape(())))
+    known = ctx.known_input(node, 0)
+    if known is not None and known.values.ndim == 1:  # keep the static dims static
+        shape_ = _vector(ctx, list(known.values), lambda: cast(target, np.int32))
+    else:
+        shape_ = cast(target, np.int32)
+    return mb.fill(shape=shape_, value=arg(fill[:1].reshape(())))
 
 
 @lowering("Range")
