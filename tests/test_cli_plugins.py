@@ -33,10 +33,10 @@ class _Stub:
     def devices(self) -> list[DeviceInfo]:
         return [DeviceInfo(Device("cpu"), "stub cpu")]
 
-    def compile(self, model: Any, target: Any) -> Any:
+    def compile(self, model: Any, request: Any) -> Any:
         raise NotImplementedError
 
-    def load(self, artifact: Any, device: Any, cache_dir: Any = None) -> Any:
+    def load(self, request: Any) -> Any:
         raise NotImplementedError
 
 
@@ -45,7 +45,9 @@ class _OldStub(_Stub):
 
 
 class _BrokenCheck(_Stub):
-    def unsupported_ops(self, model: OnnxModel, device: Device) -> Sequence[tuple[str, str]]:
+    def unsupported_ops(
+        self, model: OnnxModel, device: Device, shapes: Any
+    ) -> Sequence[tuple[str, str]]:
         raise RuntimeError("registry unreadable")
 
 

@@ -61,8 +61,8 @@ class _Crashing:
 class BrokenRun(Candidate):
     name = "brokenrun"
 
-    def load(self, artifact: Any, device: Any, cache_dir: Path | None = None) -> Any:
-        return _Crashing(super().load(artifact, device, cache_dir))
+    def load(self, request: Any) -> Any:
+        return _Crashing(super().load(request))
 
 
 @pytest.fixture

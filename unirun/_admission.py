@@ -37,7 +37,7 @@ _METHODS: dict[str, tuple[str, ...]] = {
 #: Optional methods, checked the same way when a plugin has them.
 _OPTIONAL: dict[str, tuple[str, ...]] = {
     "map_error": ("exc", "stage"),
-    "unsupported_ops": ("model", "device"),
+    "unsupported_ops": ("model", "device", "shapes"),
     "diagnose": ("device",),
     "native_runner": ("model", "device"),
 }

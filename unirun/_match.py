@@ -25,7 +25,7 @@ from .device import Device
 from .errors import ArtifactError, PluginIncompatibleError
 from .model import Model
 
-__all__ = ["as_artifact", "load_artifact", "open_model"]
+__all__ = ["as_artifact", "load_artifact", "load_request", "open_model"]
 
 
 def as_artifact(source: Any, expect_sha256: str | None = None) -> Artifact | None:
@@ -117,6 +117,26 @@ def _artifact_device(
     )
 
 
+def load_request(
+    name: str, backend: Backend, device: DeviceInfo, artifact: Artifact, cache_dir: Path | None
+) -> LoadRequest:
+    """What ``Backend.load`` receives for a verified ``artifact``: plain values only."""
+    manifest = artifact.manifest
+    return LoadRequest(
+        device=device,
+        options=manifest.options,
+        plugin_options=plugin_options(name, backend, manifest.options.backend_options),
+        extra=manifest.extra,
+        inputs=artifact.inputs,
+        outputs=artifact.outputs,
+        precision=manifest.computed_precision or manifest.options.precision,
+        built_with=manifest.runtime_version,
+        built_for=Device.parse(manifest.device),
+        cache_dir=cache_dir,
+        file=artifact.path,
+    )
+
+
 def open_model(
     name: str,
     backend: Backend,
@@ -126,22 +146,10 @@ def open_model(
     cache: CacheArg,
 ) -> Model:
     """Hand a verified artifact to the plugin and wrap what it returns in a :class:`Model`."""
-    manifest = artifact.manifest
     engine_dir = None
     if cache is not False:
         engine_dir = CompileCache.from_option(cache).engine_dir(name)
-    request = LoadRequest(
-        device=device,
-        options=manifest.options,
-        plugin_options=plugin_options(name, backend, manifest.options.backend_options),
-        extra=manifest.extra,
-        inputs=artifact.inputs,
-        outputs=artifact.outputs,
-        built_with=manifest.runtime_version,
-        built_for=Device.parse(manifest.device),
-        cache_dir=engine_dir,
-        file=artifact.path,
-    )
+    request = load_request(name, backend, device, artifact, engine_dir)
     with plugin_call(name, backend, "load"):
         executable: object = backend.load(request)
     safety = backend.capabilities.thread_safety

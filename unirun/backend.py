@@ -74,7 +74,7 @@ import numpy as np
 
 from .device import Device
 from .dtypes import DType
-from .options import CompileOptions, Precision
+from .options import CompileOptions, Precision, ShapeRange
 from .tensor import TensorSpec
 
 if TYPE_CHECKING:
@@ -282,6 +282,10 @@ class LoadRequest:
     #: The specs recorded at compile time.
     inputs: Sequence[TensorSpec]
     outputs: Sequence[TensorSpec]
+    #: The precision the engine computed in when the artifact was built (``CompileResult.
+    #: precision``, else the request): a plugin that rebuilds at load compares it with what the
+    #: device grants now.
+    precision: Precision
     #: The engine version that built the artifact (``Probe.version`` then).
     built_with: str | None
     #: The device the artifact was built for (``auto`` when the engine chose).
@@ -378,15 +382,17 @@ class SupportsOpCheck(Protocol):
 
     ``unirun inspect`` asks every backend that has this method; for the others it shows
     "unknown". Answer from the engine's own operator/kernel registry, for ``device`` (one of
-    ``devices()``, or its kind alone), taking the model's opset imports and, where known, the
-    element types into account. Return ``(node_name, op_type)`` pairs, in graph order, for the
-    nodes the engine would refuse; an empty list means "no problem known", not a guarantee that
-    ``compile`` succeeds; ``None`` means "cannot tell for this device". Must be cheap (no
-    compile) and must not raise for a readable model.
+    ``devices()``, or its kind alone) and ``shapes`` (the ``shapes=`` the model would be
+    compiled with, as :class:`~unirun.options.ShapeRange` s; may be empty), taking the model's
+    opset imports and, where known, the element types into account. Return
+    ``(node_name, op_type)`` pairs, in graph order, for the nodes the engine would refuse; an
+    empty list means "no problem known", not a guarantee that ``compile`` succeeds; ``None``
+    means "cannot tell for this device". Must be cheap (no compile) and must not raise for a
+    readable model.
     """
 
     def unsupported_ops(
-        self, model: OnnxModel, device: Device
+        self, model: OnnxModel, device: Device, shapes: Mapping[str, ShapeRange]
     ) -> Sequence[tuple[str, str]] | None: ...
 
 

@@ -19,9 +19,8 @@ from onnx import TensorProto, helper
 
 import unirun
 from unirun import ArtifactError, InvalidModelError, OptionsError
-from unirun.artifact import Artifact
-from unirun.device import Device
-from unirun.testing import mlp
+from unirun.artifact import Artifact, manifest_digest
+from unirun.testing import load_request, mlp
 from unirun.testing.models import streaming_vad
 from unirun.testing.onnx_backend import native_backend, node_cases, onnx_backend, run_suite
 from unirun_openvino import OpenVINOBackend
@@ -49,9 +48,11 @@ def _two_outputs() -> Any:
 
 
 def _edited(path: Path, change: Any) -> Path:
-    manifest = json.loads((path / "manifest.json").read_text())
+    """Edit the manifest and reseal its digest, as an attacker with write access would."""
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     change(manifest)
-    (path / "manifest.json").write_text(json.dumps(manifest))
+    manifest["sha256"] = manifest_digest(manifest)
+    (path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     return path
 
 
@@ -67,7 +68,7 @@ def test_outputs_follow_openvinos_names_not_the_manifest_order(tmp_path: Path, d
     _edited(path, lambda m: m["outputs"].reverse())
     reordered = Artifact.open(path)
     assert [s.name for s in reordered.outputs] == ["b", "a"]
-    executable = OpenVINOBackend().load(reordered, Device(device))
+    executable = OpenVINOBackend().load(load_request(reordered, device)).create_context()
     try:
         b, a = executable.infer({"x": X})
     finally:
@@ -104,7 +105,7 @@ def test_a_manifest_cannot_set_engine_properties_unirun_does_not(
     planted = {k: v.format(tmp=tmp_path) for k, v in value.items()}
     _edited(path, lambda m: m["extra"].setdefault(field, {}).update(planted))
     with pytest.raises(ArtifactError, match=f"asks OpenVINO for {named}") as info:
-        OpenVINOBackend().load(Artifact.open(path), Device("cpu"), tmp_path / "engine-cache")
+        OpenVINOBackend().load(load_request(Artifact.open(path), "cpu", tmp_path / "engines"))
     assert info.value.field == "extra"
     with pytest.raises(ArtifactError, match="recompile the model instead of editing"):
         unirun.load(path)

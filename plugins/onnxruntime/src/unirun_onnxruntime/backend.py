@@ -42,6 +42,7 @@ from ._ops import unsupported_ops
 from .options import OnnxRuntimeOptions
 
 if TYPE_CHECKING:
+    from unirun.options import ShapeRange
     from unirun.source import OnnxModel
 
 Array = np.ndarray[Any, Any]
@@ -134,7 +135,9 @@ class OnnxRuntimeBackend:
         found.append(DeviceInfo(Device("cpu"), _cpu_name()))
         return found
 
-    def unsupported_ops(self, model: OnnxModel, device: Device) -> list[tuple[str, str]] | None:
+    def unsupported_ops(
+        self, model: OnnxModel, device: Device, shapes: Mapping[str, ShapeRange]
+    ) -> list[tuple[str, str]] | None:
         """Nodes without a kernel on ``device``'s execution provider, from ONNX Runtime's kernel
         registry (:class:`unirun.backend.SupportsOpCheck`); None if this build lacks it."""
         ort = _ort()
