@@ -280,11 +280,11 @@ class _WithSubfolder(ReferenceBackend):
 
     name = "subfolder"
 
-    def compile(self, model: Any, target: Any) -> Any:
-        artifact = super().compile(model, target)
-        (target.directory / "sub").mkdir()
-        (target.directory / "sub" / "notes.txt").write_text("public")
-        return target.finish(artifact.inputs, artifact.outputs)
+    def compile(self, model: Any, request: Any) -> Any:
+        result = super().compile(model, request)
+        (request.directory / "sub").mkdir()
+        (request.directory / "sub" / "notes.txt").write_text("public")
+        return result
 
 
 def test_payload_symlinks_that_lead_outside_are_refused(cnn_path: Path, tmp_path: Path) -> None:

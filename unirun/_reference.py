@@ -52,7 +52,7 @@ class ReferenceBackend:
     capabilities = Capabilities(
         device_kinds=("cpu",),
         precisions=("fp32",),
-        dtypes=tuple(d for d in DType if d is not DType.STRING),
+        dtypes=tuple(DType),
         dynamic_shapes=DynamicShapes.FREE,
         thread_safety=ThreadSafety.SERIAL,
         artifact_format="onnx",

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
-from ._app import app, console, fail
+from ._app import app, console, escape, fail
 
 
 @app.command("new-plugin")

@@ -18,7 +18,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import unirun
-from unirun import ArtifactError, InvalidModelError, OptionsError
+from unirun import ArtifactError, InvalidModelError, OptionsError, UnsupportedModelError
 from unirun.artifact import Artifact, manifest_digest
 from unirun.testing import load_request, mlp
 from unirun.testing.models import streaming_vad
@@ -342,3 +342,19 @@ def test_shapes_that_fail_without_a_fallback_raise_the_models_own_error() -> Non
     model.ir_version = 8
     with pytest.raises(unirun.UnsupportedModelError, match="FooBar"):
         unirun.compile(model, backend="openvino", device="cpu", shapes={"x": (3,)}, cache=False)
+
+
+def test_a_dimension_past_openvinos_limit_is_refused_not_clamped() -> None:
+    """OpenVINO clamps an Expand to 2**31 elements to shape (2147483647,) and runs it: the
+    plugin refuses such a model at compile time instead (issue 11, item 10)."""
+    graph = helper.make_graph(
+        [helper.make_node("Expand", ["x", "shape"], ["y"], name="expand")],
+        "huge",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2**31])],
+        [helper.make_tensor("shape", TensorProto.INT64, [1], [2**31])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    with pytest.raises(UnsupportedModelError, match="past OpenVINO's limit"):
+        unirun.compile(model, backend="openvino", device="cpu", cache=False)

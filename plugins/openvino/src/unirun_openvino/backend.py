@@ -312,6 +312,7 @@ def _compile(
             target.precision,
         )
     binding = _ports.bind(compiled, onnx_inputs, onnx_outputs, CompileError)
+    _check_dim_limit(binding.outputs)
     return CompileResult(
         binding.inputs,
         binding.outputs,
@@ -361,6 +362,23 @@ def _trusted_properties(request: LoadRequest) -> tuple[dict[str, Any], dict[str,
 # Operators OpenVINO 2026.4 computes differently once a compiled model went through
 # export_model/import_model (the ONNX node tests test_rotary_embedding* fail only that way).
 _BLOB_UNSAFE_OPS = frozenset({"RotaryEmbedding"})
+
+
+#: OpenVINO's CPU plugin clamps a dimension it cannot represent to this (an Expand to 2**31
+#: silently yields shape (2147483647,)); such a model must be refused, not run wrong.
+_DIM_LIMIT = 2**31 - 1
+
+
+def _check_dim_limit(outputs: Sequence[Any]) -> None:
+    for spec in outputs:
+        if spec.shape is not None and any(
+            isinstance(d, int) and d >= _DIM_LIMIT for d in spec.shape
+        ):
+            raise UnsupportedModelError(
+                f"output {spec.name!r} would have a dimension of 2**31 or more ({spec}), past "
+                "OpenVINO's limit (it clamps such sizes to 2**31-1 and computes a wrong shape); "
+                "run this model on ONNX Runtime"
+            )
 
 
 def _options(options: Any) -> OpenVINOOptions:
