@@ -267,7 +267,7 @@ def test_compile_then_run_and_inspect_the_artifact(tmp_path: Path) -> None:
         "compile", CNN, "-b", "onnxruntime", "-d", "cpu", "--shape", "image=2x3x32x32", "-o", art
     )
     assert "compiled tiny_cnn.onnx with onnxruntime for cpu" in out
-    manifest = json.loads((art / "manifest.json").read_text())
+    manifest = json.loads((art / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["backend"] == "onnxruntime"
     assert manifest["options"]["shapes"]["image"]["min"] == [2, 3, 32, 32]
 

@@ -52,7 +52,7 @@ def test_cache_clear_takes_only_backend_names(
         result = _runner.invoke(app, ["cache", "clear", "-b", name])
         assert result.exit_code == 2, (name, result.output)
         assert "-b takes one of:" in result.output and "reference" in result.output
-    assert (victim / "keep.txt").read_text() == "mine"
+    assert (victim / "keep.txt").read_text(encoding="utf-8") == "mine"
     assert entry.is_dir() and (cache_dir / "tmp").is_dir() and (cache_dir / "locks").is_dir()
     result = _runner.invoke(app, ["cache", "clear", "-b", "reference"])
     assert result.exit_code == 0 and "removed 1 reference entry" in result.output
@@ -71,7 +71,7 @@ def test_cache_clear_never_follows_links_out_of_the_cache(
     (cache_dir / "artifacts" / ("f" * 64)).symlink_to(victim, target_is_directory=True)
     assert _runner.invoke(app, ["cache", "clear", "-b", "reference"]).exit_code == 0
     assert _runner.invoke(app, ["cache", "clear"]).exit_code == 0
-    assert (victim / "keep.txt").read_text() == "mine"
+    assert (victim / "keep.txt").read_text(encoding="utf-8") == "mine"
 
 
 # -- item 11: the cache folder --------------------------------------------------------------------

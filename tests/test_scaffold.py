@@ -25,9 +25,9 @@ def test_a_new_plugin_passes_the_kit_from_source(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     root = tmp_path / "unirun-acme"
     assert (root / "src" / "unirun_acme" / "backend.py").is_file()
-    pyproject = (root / "pyproject.toml").read_text()
+    pyproject = (root / "pyproject.toml").read_text(encoding="utf-8")
     assert 'name = "unirun-acme"' in pyproject and 'acme = "unirun_acme:AcmeBackend"' in pyproject
-    code = (root / "src" / "unirun_acme" / "backend.py").read_text()
+    code = (root / "src" / "unirun_acme" / "backend.py").read_text(encoding="utf-8")
     assert 'name = "acme"' in code and "class AcmeBackend" in code and "Template" not in code
     lint = subprocess.run(
         [

@@ -38,7 +38,7 @@ def test_the_device_kind_is_described(cnn: Path) -> None:
 def test_an_artifact_for_another_isa_is_refused(cnn: Path, tmp_path: Path) -> None:
     saved = unirun.compile(cnn, backend="emulator", device="emu").save(tmp_path / "prog")
     header = saved / "program.json"
-    header.write_text(header.read_text().replace("emu-isa-1", "emu-isa-0"))
+    header.write_text(header.read_text(encoding="utf-8").replace("emu-isa-1", "emu-isa-0"))
     with pytest.raises(unirun.ArtifactError, match="checksum"):  # the core notices first
         unirun.load(saved)
 

@@ -57,7 +57,7 @@ def _native(model: Any, feeds: dict[str, Any]) -> list[Any]:
 def test_compiles_on_any_os_and_records_the_name_map(tmp_path: Path) -> None:
     art = unirun.compile(conv_net(size=16), backend="coreml", shapes=BATCH)
     saved = art.save(tmp_path / "cnn.coreml.unirun")
-    manifest = json.loads((saved / "manifest.json").read_text())
+    manifest = json.loads((saved / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["backend"] == "coreml" and manifest["device"] == "auto"
     assert (saved / "model.mlpackage" / "Manifest.json").is_file()
     io = manifest["extra"]["io"]
