@@ -127,7 +127,7 @@ def _ort(engine: str, path: str, work: str, model: str, feeds: dict[str, Any]) -
 
 
 def _ov_props(work: str, model: str) -> dict[str, Any]:
-    return dict(json.loads((Path(work) / f"{model}.ov.json").read_text()))
+    return dict(json.loads((Path(work) / f"{model}.ov.json").read_text(encoding="utf-8")))
 
 
 def _ov_compile(engine: str, path: str, work: str, model: str, feeds: dict[str, Any]) -> None:

@@ -57,7 +57,7 @@ def _environment() -> dict[str, Any]:
     try:
         from unirun_tensorrt import TensorRTBackend
 
-        info["diagnosis"] = TensorRTBackend().diagnose()
+        info["diagnosis"] = [str(f) for f in TensorRTBackend().diagnose(None)]
     except Exception as exc:
         info["diagnosis"] = [f"the plugin failed to diagnose: {type(exc).__name__}: {exc}"]
     for module in ("torch", "cupy", "tensorrt", "onnxruntime"):

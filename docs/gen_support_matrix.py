@@ -21,7 +21,7 @@ DATA = DOCS / "data"
 PAGE = DOCS / "support-matrix.md"
 
 #: The backends shipped in this repository, in the order the page lists them.
-BUNDLED = ("onnxruntime", "openvino", "coreml", "reference")
+BUNDLED = ("onnxruntime", "openvino", "tensorrt", "coreml", "reference")
 #: Words for why a test passes only natively, keyed by a fragment of unirun's error message.
 NON_TENSOR = (
     "exchanges dense tensors only",
@@ -37,6 +37,7 @@ NOTES = {
 #: Why a backend has no node-suite run here, for the table.
 UNRECORDED = {
     "coreml": "needs macOS (translator: see its page)",
+    "tensorrt": "needs an NVIDIA GPU and TensorRT (not run: see its page)",
 }
 NARROW = ("BFLOAT16", "FLOAT8", "FLOAT4", "INT4", "UINT4", "INT2", "UINT2", "E8M0")
 
@@ -75,7 +76,7 @@ def _row(name: str, caps: Any, suite: dict[str, Any] | None) -> str:
         if "native" in runs:
             native = f"{runs['native']['summary']['pass']} / {total}"
     return (
-        f"| {name} | {devices} | {precisions} | {caps.dynamic_shapes} | "
+        f"| {name} | {devices} | {precisions} | {caps.dynamic_shapes.value} | "
         f"{caps.thread_safety.value} | {caps.artifact_format} | {_dtypes(caps)} | {node} | "
         f"{native} |"
     )

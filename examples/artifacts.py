@@ -31,7 +31,7 @@ def main(out_dir: Path) -> None:
     artifact = unirun.compile(MODEL, backend="onnxruntime", device="cpu", threads=1)
     # overwrite=True replaces the artifact an earlier run saved there (and never anything else)
     saved = artifact.save(out_dir / "mlp.unirun", overwrite=True)
-    manifest = json.loads((saved / "manifest.json").read_text())
+    manifest = json.loads((saved / "manifest.json").read_text(encoding="utf-8"))
     print(f"saved {saved}: {[f['path'] for f in manifest['files']]}")
     engine = f"{manifest['backend']} {manifest['runtime_version']}"
     print(f"  built by {engine} for {manifest['device']}")

@@ -28,7 +28,7 @@ def _image() -> np.ndarray[Any, Any]:
 def test_compile_save_load_round_trip(cnn_path: Path, tmp_path: Path) -> None:
     art = unirun.compile(cnn_path, backend="reference")
     saved = art.save(tmp_path / "cnn.ref.unirun")
-    manifest = json.loads((saved / "manifest.json").read_text())
+    manifest = json.loads((saved / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["backend"] == "reference"
     assert manifest["format_version"] == FORMAT_VERSION
     assert manifest["inputs"][0] == {"name": "image", "dtype": "float32", "shape": ["N", 3, 8, 8]}
@@ -48,7 +48,7 @@ def test_save_replaces_an_artifact_but_not_other_data(cnn_path: Path, tmp_path: 
     (tmp_path / "data" / "precious.txt").write_text("keep me")
     with pytest.raises(ArtifactError, match=r"not a unirun artifact .*; refusing"):
         art.save(tmp_path / "data", overwrite=True)
-    assert (tmp_path / "data" / "precious.txt").read_text() == "keep me"
+    assert (tmp_path / "data" / "precious.txt").read_text(encoding="utf-8") == "keep me"
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_missing_payload_is_refused(saved: Path) -> None:
 def test_invalid_manifest_names_the_field(
     saved: Path, edit: Any, match: str, field: str | None
 ) -> None:
-    manifest = json.loads((saved / "manifest.json").read_text())
+    manifest = json.loads((saved / "manifest.json").read_text(encoding="utf-8"))
     edit(manifest)
     manifest["sha256"] = manifest_digest(manifest)  # a consistent edit: the fields are checked
     (saved / "manifest.json").write_text(json.dumps(manifest))
@@ -199,7 +199,7 @@ def test_two_processes_build_one_entry(cnn_path: Path, cache_dir: Path, tmp_path
     statuses = sorted(p.communicate(timeout=120)[0].strip() for p in procs)
     assert all(p.returncode == 0 for p in procs)
     assert statuses == ["hit", "miss"]
-    assert log.read_text().count("compile") == 1
+    assert log.read_text(encoding="utf-8").count("compile") == 1
     assert not any((cache_dir / "tmp").iterdir())
 
 
@@ -316,9 +316,8 @@ def test_precision_substitution_is_reported_and_refused_when_strict(
             ReferenceBackend.capabilities, precisions=("fp32", "fp16")
         )
 
-        def compile(self, model: Any, target: Any) -> Any:
-            artifact = super().compile(model, target)
-            return target.finish(artifact.inputs, artifact.outputs, precision="fp32")
+        def compile(self, model: Any, request: Any) -> Any:
+            return dataclasses.replace(super().compile(model, request), precision="fp32")
 
     unirun.register_backend(Substituting())
     try:

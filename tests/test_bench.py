@@ -59,7 +59,7 @@ def test_the_quick_report_runs_every_benchmark_and_writes_every_section(tmp_path
         env={**os.environ, "UNIRUN_CACHE_DIR": str(tmp_path / "cache")},
     )
     assert done.returncode == 0, done.stderr[-4000:]
-    text = page.read_text()
+    text = page.read_text(encoding="utf-8")
     assert COMMAND in text and "--quick" in text
     expected = [*SECTIONS, *ALWAYS]
     for module, rows in ROWS.items():
@@ -71,7 +71,7 @@ def test_the_quick_report_runs_every_benchmark_and_writes_every_section(tmp_path
 
 
 def test_the_committed_performance_page_has_every_section_and_says_how_to_regenerate() -> None:
-    text = PAGE.read_text()
+    text = PAGE.read_text(encoding="utf-8")
     assert COMMAND in text
     assert "smoke run" not in text.split("Measured on:")[1], "the page holds a --quick run"
     missing = [item for item in (*SECTIONS, *ALWAYS) if item not in text]

@@ -56,7 +56,7 @@ def test_compile_int8_with_a_calibration_directory(cnn: tuple[Path, Path], tmp_p
     assert out["precision"] == "int8"
     record = out["quantization"]
     assert record["form"] in ("qdq-static", "dynamic") and record["calibration_samples"] == 13
-    saved = json.loads((tmp_path / "q" / "manifest.json").read_text())
+    saved = json.loads((tmp_path / "q" / "manifest.json").read_text(encoding="utf-8"))
     assert saved["extra"]["quantization"]["calibration_sha256"] == record["calibration_sha256"]
     text = ok(
         "compile",

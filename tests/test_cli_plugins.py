@@ -33,10 +33,10 @@ class _Stub:
     def devices(self) -> list[DeviceInfo]:
         return [DeviceInfo(Device("cpu"), "stub cpu")]
 
-    def compile(self, model: Any, target: Any) -> Any:
+    def compile(self, model: Any, request: Any) -> Any:
         raise NotImplementedError
 
-    def load(self, artifact: Any, device: Any, cache_dir: Any = None) -> Any:
+    def load(self, request: Any) -> Any:
         raise NotImplementedError
 
 
@@ -45,22 +45,23 @@ class _OldStub(_Stub):
 
 
 class _BrokenCheck(_Stub):
-    def unsupported_ops(self, model: OnnxModel, device: Device) -> Sequence[tuple[str, str]]:
+    def unsupported_ops(
+        self, model: OnnxModel, device: Device, shapes: Any
+    ) -> Sequence[tuple[str, str]]:
         raise RuntimeError("registry unreadable")
 
 
 @pytest.fixture
 def stubs() -> Iterator[None]:
-    backends = [
-        _OldStub("newer_api"),
-        _BrokenCheck("broken_check"),
-        _Stub("bounded", dynamic_shapes="bounded"),
-    ]
+    # A factory is checked when first used (as an installed plugin is), so the CLI gets to
+    # report the plugin speaking another contract API; objects are checked at registration.
+    unirun.register_backend(lambda: _OldStub("newer_api"), name="newer_api")  # type: ignore[arg-type]
+    backends = [_BrokenCheck("broken_check"), _Stub("bounded", dynamic_shapes="bounded")]
     for backend in backends:
         unirun.register_backend(backend)  # type: ignore[arg-type]
     yield
-    for backend in backends:
-        unirun.unregister_backend(backend.name)
+    for name in ("newer_api", *(b.name for b in backends)):
+        unirun.unregister_backend(name)
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -75,7 +76,10 @@ def test_a_plugin_speaking_another_api_is_listed_and_fails_doctor(
     code, out = _run(capsys, "backends", "--json")
     entry = next(b for b in json.loads(out) if b["name"] == "newer_api")
     assert code == 0 and not entry["available"] and entry["api_version"] is None
-    assert "contract API 2" in entry["reason"] and "pip install -U unirun" in entry["reason"]
+    assert (
+        f"contract API {unirun.API_VERSION + 1}" in entry["reason"]
+        and "pip install -U unirun" in entry["reason"]
+    )
     code, out = _run(capsys, "doctor", "-b", "newer_api", "--json")
     assert code == 3
     (check,) = [c for c in json.loads(out)["checks"] if c["name"] == "backend newer_api"]

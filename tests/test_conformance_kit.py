@@ -126,14 +126,14 @@ class ReusedBuffers(ReferenceExecutable):
 class BuggyBackend(ReferenceBackend):
     name = "buggy"
 
-    def compile(self, model, target):
+    def compile(self, model, request):
         try:
-            return super().compile(model, target)
+            return super().compile(model, request)
         except UnsupportedModelError as exc:  # bug: the engine's error is not mapped
             raise RuntimeError(str(exc)) from None
 
-    def load(self, artifact, device, cache_dir=None):
-        base = super().load(artifact, device)
+    def load(self, request):
+        base = super().load(request)
         executable = ReusedBuffers.__new__(ReusedBuffers)
         executable.__dict__.update(base.__dict__)
         return executable

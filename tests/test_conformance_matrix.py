@@ -28,7 +28,9 @@ def test_support_matrix_is_up_to_date() -> None:
 
 def test_recorded_node_suite_runs_are_complete() -> None:
     for name in ("onnxruntime", "openvino", "reference"):
-        suite = json.loads((ROOT / "docs" / "data" / f"node-suite-{name}.json").read_text())
+        suite = json.loads(
+            (ROOT / "docs" / "data" / f"node-suite-{name}.json").read_text(encoding="utf-8")
+        )
         total = len(suite["tests"])
         assert total > 1800, name
         for mode in ("unirun", "native"):
@@ -39,6 +41,8 @@ def test_recorded_node_suite_runs_are_complete() -> None:
 
 
 def test_onnxruntime_passes_more_through_unirun_than_natively() -> None:
-    suite = json.loads((ROOT / "docs" / "data" / "node-suite-onnxruntime.json").read_text())
+    suite = json.loads(
+        (ROOT / "docs" / "data" / "node-suite-onnxruntime.json").read_text(encoding="utf-8")
+    )
     runs = suite["runs"]
     assert runs["unirun"]["summary"]["pass"] > runs["native"]["summary"]["pass"]

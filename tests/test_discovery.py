@@ -25,7 +25,9 @@ PLUGINS = {
         from unirun._reference import ReferenceBackend
         class OldBackend(ReferenceBackend):
             name = "old"
-            api_version = 0
+            api_version = 1
+            def load(self, artifact, device, cache_dir=None):  # the API 1 signature
+                raise AssertionError("never called")
     """),
     "future_plugin.py": textwrap.dedent("""
         from unirun._reference import ReferenceBackend
@@ -92,14 +94,14 @@ def test_broken_plugins_are_reported_and_others_still_work(
 def test_incompatible_api_versions_say_what_to_upgrade(fake_plugins: Path, cnn_path: Path) -> None:
     with pytest.raises(
         PluginIncompatibleError,
-        match=r"API 0, but this unirun speaks API 1; "
+        match=r"API 1, but this unirun speaks API 2; "
         r"upgrade the plugin: pip install -U unirun-fakes",
     ):
         unirun.load(cnn_path, backend="old")
     with pytest.raises(PluginIncompatibleError, match="upgrade unirun: pip install -U unirun"):
         unirun.load(cnn_path, backend="future")
     info = {i.name: i for i in unirun.backends()}["old"]
-    assert not info.available and "contract API 0" in info.reason
+    assert not info.available and "contract API 1" in info.reason
 
 
 def test_unknown_backend_lists_known_ones(cnn_path: Path) -> None:

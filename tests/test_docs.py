@@ -22,7 +22,9 @@ FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 
 
 def _blocks(page: Path, language: str) -> list[str]:
-    return [body for lang, body in FENCE.findall(page.read_text()) if lang == language]
+    return [
+        body for lang, body in FENCE.findall(page.read_text(encoding="utf-8")) if lang == language
+    ]
 
 
 @pytest.fixture
@@ -48,7 +50,7 @@ def test_docs_build_strict(tmp_path: Path) -> None:
     log = result.stdout + result.stderr
     assert result.returncode == 0, log
     assert "WARNING" not in log, log
-    api = (tmp_path / "site" / "api" / "index.html").read_text()
+    api = (tmp_path / "site" / "api" / "index.html").read_text(encoding="utf-8")
     assert "through the cache" in api  # the docstring of unirun.load made it into the page
     assert ":class:" not in api  # the hook turned Sphinx roles into code
 
@@ -91,7 +93,7 @@ def test_cli_reference_covers_every_command_and_option() -> None:
 
     from unirun.cli import app
 
-    page = (DOCS / "cli.md").read_text()
+    page = (DOCS / "cli.md").read_text(encoding="utf-8")
     missing = []
     stack = [("", get_command(app))]
     while stack:
@@ -113,7 +115,7 @@ def test_cli_reference_covers_every_command_and_option() -> None:
 
 
 def test_every_page_is_in_the_nav() -> None:
-    config = (ROOT / "mkdocs.yml").read_text()
+    config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     pages = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")}
     listed = set(re.findall(r":\s*([\w/.-]+\.md)\s*$", config, re.M))
     assert pages == listed, f"not in the nav: {pages - listed}; missing files: {listed - pages}"

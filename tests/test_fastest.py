@@ -61,8 +61,8 @@ class _Crashing:
 class BrokenRun(Candidate):
     name = "brokenrun"
 
-    def load(self, artifact: Any, device: Any, cache_dir: Path | None = None) -> Any:
-        return _Crashing(super().load(artifact, device, cache_dir))
+    def load(self, request: Any) -> Any:
+        return _Crashing(super().load(request))
 
 
 @pytest.fixture
@@ -216,7 +216,7 @@ def test_a_damaged_stored_choice_is_measured_again(tmp_path: Path) -> None:
     with unirun.load(pooled_cnn(), backend="fastest", device="cpu", cache=tmp_path):
         pass
     (stored,) = (tmp_path / "choices").glob("*.json")
-    record = json.loads(stored.read_text())
+    record = json.loads(stored.read_text(encoding="utf-8"))
     record["candidates"][0]["seconds"] = "fast"
     stored.write_text(json.dumps(record))
     with unirun.load(pooled_cnn(), backend="fastest", device="cpu", cache=tmp_path) as model:
@@ -224,4 +224,6 @@ def test_a_damaged_stored_choice_is_measured_again(tmp_path: Path) -> None:
     stored.write_text("{not json")
     with unirun.load(pooled_cnn(), backend="fastest", device="cpu", cache=tmp_path) as model:
         assert not _selection(model).reused
-    assert json.loads(stored.read_text())["backend"] == model.backend  # written again
+    assert (
+        json.loads(stored.read_text(encoding="utf-8"))["backend"] == model.backend
+    )  # written again

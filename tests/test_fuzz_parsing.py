@@ -43,7 +43,7 @@ json_values = st.recursive(
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     art = unirun.compile(multi_io(), backend="reference", cache=False)
     path = art.save(tmp_path_factory.mktemp("fuzz") / "multi.unirun")
-    return path, json.loads((path / "manifest.json").read_text())
+    return path, json.loads((path / "manifest.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ def test_save_never_replaces_a_folder_that_is_not_an_artifact(
     shutil.copy(saved / "manifest.json", webapp / "manifest.json")
     with pytest.raises(ArtifactError, match=r"holds src, a folder its manifest does not list"):
         art.save(webapp, overwrite=True)
-    assert (webapp / "src" / "index.js").read_text() == "console.log('precious')"
+    assert (webapp / "src" / "index.js").read_text(encoding="utf-8") == "console.log('precious')"
 
 
 def test_save_overwrites_an_artifact_only_when_asked(
@@ -176,7 +176,7 @@ def test_an_edited_manifest_is_refused(multi_path: Path, tmp_path: Path) -> None
     """Reversing the outputs of a two-output artifact by hand is caught by the manifest's sha256
     (it used to swap the answers silently)."""
     saved = unirun.compile(multi_path, backend="reference").save(tmp_path / "multi.unirun")
-    manifest = json.loads((saved / "manifest.json").read_text())
+    manifest = json.loads((saved / "manifest.json").read_text(encoding="utf-8"))
     manifest["outputs"].reverse()
     (saved / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="does not match its sha256") as info:
@@ -280,11 +280,11 @@ class _WithSubfolder(ReferenceBackend):
 
     name = "subfolder"
 
-    def compile(self, model: Any, target: Any) -> Any:
-        artifact = super().compile(model, target)
-        (target.directory / "sub").mkdir()
-        (target.directory / "sub" / "notes.txt").write_text("public")
-        return target.finish(artifact.inputs, artifact.outputs)
+    def compile(self, model: Any, request: Any) -> Any:
+        result = super().compile(model, request)
+        (request.directory / "sub").mkdir()
+        (request.directory / "sub" / "notes.txt").write_text("public")
+        return result
 
 
 def test_payload_symlinks_that_lead_outside_are_refused(cnn_path: Path, tmp_path: Path) -> None:

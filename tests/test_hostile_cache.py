@@ -52,7 +52,7 @@ def test_cache_clear_takes_only_backend_names(
         result = _runner.invoke(app, ["cache", "clear", "-b", name])
         assert result.exit_code == 2, (name, result.output)
         assert "-b takes one of:" in result.output and "reference" in result.output
-    assert (victim / "keep.txt").read_text() == "mine"
+    assert (victim / "keep.txt").read_text(encoding="utf-8") == "mine"
     assert entry.is_dir() and (cache_dir / "tmp").is_dir() and (cache_dir / "locks").is_dir()
     result = _runner.invoke(app, ["cache", "clear", "-b", "reference"])
     assert result.exit_code == 0 and "removed 1 reference entry" in result.output
@@ -71,7 +71,7 @@ def test_cache_clear_never_follows_links_out_of_the_cache(
     (cache_dir / "artifacts" / ("f" * 64)).symlink_to(victim, target_is_directory=True)
     assert _runner.invoke(app, ["cache", "clear", "-b", "reference"]).exit_code == 0
     assert _runner.invoke(app, ["cache", "clear"]).exit_code == 0
-    assert (victim / "keep.txt").read_text() == "mine"
+    assert (victim / "keep.txt").read_text(encoding="utf-8") == "mine"
 
 
 # -- item 11: the cache folder --------------------------------------------------------------------
@@ -236,15 +236,15 @@ class _Leaky(ReferenceBackend):
 
     name = "leaky"
 
-    def compile(self, model: Any, target: Any) -> Any:
-        artifact = super().compile(model, target)
-        proto = onnx.load(str(target.directory / "model.onnx"))
+    def compile(self, model: Any, request: Any) -> Any:
+        result = super().compile(model, request)
+        proto = onnx.load(str(request.directory / "model.onnx"))
         tensor = proto.graph.initializer[0]
         tensor.ClearField("raw_data")
         tensor.data_location = onnx.TensorProto.EXTERNAL
         tensor.external_data.add(key="location", value="w.bin")
-        onnx.save(proto, str(target.directory / "model.onnx"))
-        return target.finish(artifact.inputs, artifact.outputs)
+        onnx.save(proto, str(request.directory / "model.onnx"))
+        return result
 
 
 def test_a_build_that_could_never_load_is_not_kept(cnn_path: Path, cache_dir: Path) -> None:

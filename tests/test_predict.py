@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 import unirun
-from unirun import api
+from unirun import _predict
 from unirun.testing import mlp
 
 ENGINES = [
@@ -23,16 +23,16 @@ ENGINES = [
 
 
 def _models() -> list[unirun.Model]:
-    return list(api._predict_models.values())
+    return list(_predict._predict_models.values())
 
 
 @pytest.fixture(autouse=True)
 def _fresh_predict_cache() -> Any:
     yield
-    with api._predict_lock:
+    with _predict._predict_lock:
         models = _models()
-        api._predict_models.clear()
-        getattr(api, "_predict_info", {}).clear()
+        _predict._predict_models.clear()
+        _predict._predict_info.clear()
     for m in models:
         m.close()
 
@@ -67,7 +67,7 @@ def test_eviction_waits_for_calls_in_flight(tmp_path: Path, backend: str) -> Non
     for t in threads:
         t.join()
     assert not errors, repr(errors[0])
-    assert len(api._predict_models) <= api._PREDICT_KEEP
+    assert len(_predict._predict_models) <= _predict._PREDICT_KEEP
 
 
 class _Gated:
@@ -85,7 +85,7 @@ class _Gated:
 @pytest.mark.parametrize("backend", ENGINES)
 def test_an_evicted_model_finishes_the_call_running_on_it(tmp_path: Path, backend: str) -> None:
     paths = []
-    for seed in range(api._PREDICT_KEEP + 1):
+    for seed in range(_predict._PREDICT_KEEP + 1):
         paths.append(tmp_path / f"m{seed}.onnx")
         onnx.save(mlp(seed=seed), str(paths[-1]))
     x = np.ones((1, 16), np.float32)
@@ -160,7 +160,7 @@ def test_a_replaced_model_file_with_the_same_size_and_mtime_is_seen(tmp_path: Pa
 
 def test_reuse_and_eviction_close_models(tmp_path: Path) -> None:
     paths = []
-    for seed in range(api._PREDICT_KEEP + 1):
+    for seed in range(_predict._PREDICT_KEEP + 1):
         paths.append(tmp_path / f"m{seed}.onnx")
         onnx.save(mlp(seed=seed), str(paths[-1]))
     x = np.ones((1, 16), np.float32)
@@ -170,4 +170,4 @@ def test_reuse_and_eviction_close_models(tmp_path: Path) -> None:
     assert _models() == [first]
     for path in paths[1:]:
         unirun.predict(path, x, backend="reference")
-    assert first.closed and len(api._predict_models) == api._PREDICT_KEEP
+    assert first.closed and len(_predict._predict_models) == _predict._PREDICT_KEEP

@@ -334,7 +334,7 @@ def test_unverified_where_the_backend_cannot_run(
     record = art.manifest.extra["quantization"]
     assert record["verified"] is False and record["accuracy"] == {}
     assert "was not verified" in caplog.text
-    saved = json.loads((art.save(tmp_path / "a") / "manifest.json").read_text())
+    saved = json.loads((art.save(tmp_path / "a") / "manifest.json").read_text(encoding="utf-8"))
     assert saved["extra"]["quantization"]["form"] == "qdq-symmetric"
     bad = _images(16)
     bad[2] = {"image": np.zeros((2, 3, 9, 8), np.float32)}

@@ -57,7 +57,7 @@ def test_every_public_name_resolves_on_first_use_to_its_defining_object() -> Non
 
 
 def test_the_lazy_table_and_the_type_checking_imports_name_every_public_name() -> None:
-    tree = ast.parse((ROOT / "unirun" / "__init__.py").read_text())
+    tree = ast.parse((ROOT / "unirun" / "__init__.py").read_text(encoding="utf-8"))
     eager: set[str] = set()
     typed: dict[str, str] = {}
     for node in tree.body:

@@ -8,21 +8,36 @@ any backend (``unirun compare MODEL -b onnxruntime,reference``). It is never cho
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._version import __version__
-from .backend import API_VERSION, Capabilities, DeviceInfo, Probe, Target, ThreadSafety
+from .backend import (
+    API_VERSION,
+    Capabilities,
+    CompileRequest,
+    CompileResult,
+    DeviceInfo,
+    DynamicShapes,
+    LoadRequest,
+    Probe,
+    Stage,
+    ThreadSafety,
+)
 from .device import Device
 from .dtypes import DType
-from .errors import InferenceError, InvalidModelError, ModelClosedError, UnsupportedModelError
+from .errors import (
+    InferenceError,
+    InvalidModelError,
+    ModelClosedError,
+    UnirunError,
+    UnsupportedModelError,
+)
 from .source import build_with_fixed_shapes, graph_inputs, graph_outputs
 
 if TYPE_CHECKING:
-    from .artifact import Artifact
     from .source import OnnxModel
 
 PAYLOAD = "model.onnx"
@@ -37,8 +52,8 @@ class ReferenceBackend:
     capabilities = Capabilities(
         device_kinds=("cpu",),
         precisions=("fp32",),
-        dtypes=tuple(d for d in DType if d is not DType.STRING),
-        dynamic_shapes="free",
+        dtypes=tuple(DType),
+        dynamic_shapes=DynamicShapes.FREE,
         thread_safety=ThreadSafety.SERIAL,
         artifact_format="onnx",
         priority={},  # never picked automatically
@@ -52,7 +67,7 @@ class ReferenceBackend:
     def devices(self) -> list[DeviceInfo]:
         return [DeviceInfo(Device("cpu"), "onnx.reference (numpy)")]
 
-    def compile(self, model: OnnxModel, target: Target) -> Artifact:
+    def compile(self, model: OnnxModel, request: CompileRequest) -> CompileResult:
         import onnx
 
         def build(proto: Any) -> Any:
@@ -61,21 +76,33 @@ class ReferenceBackend:
 
         proto = build_with_fixed_shapes(
             model.for_engine(inline=True),
-            target.options.shapes,
+            request.options.shapes,
             build,
             engine="onnx.reference",
             logger=log,
         )
-        onnx.save(proto, str(target.directory / PAYLOAD))
-        return target.finish(graph_inputs(proto), graph_outputs(proto))
+        onnx.save(proto, str(request.directory / PAYLOAD))
+        return CompileResult(graph_inputs(proto), graph_outputs(proto))
 
-    def load(
-        self, artifact: Artifact, device: Device, cache_dir: Path | None = None
-    ) -> ReferenceExecutable:
+    def load(self, request: LoadRequest) -> ReferenceExecutable:
         import onnx
 
-        proto = onnx.load(str(artifact.path(PAYLOAD)))
+        proto = onnx.load(str(request.file(PAYLOAD)))
         return ReferenceExecutable(_evaluator(proto), proto)
+
+    def native_runner(
+        self, model: bytes, device: Device
+    ) -> Callable[[Mapping[str, np.ndarray[Any, Any]]], Sequence[np.ndarray[Any, Any]]]:
+        """``onnx.reference.ReferenceEvaluator`` on its own, for the node-suite baseline."""
+        from onnx.reference import ReferenceEvaluator
+
+        evaluator = ReferenceEvaluator(model)
+        return lambda feeds: list(evaluator.run(None, dict(feeds)))
+
+    def map_error(self, exc: BaseException, stage: Stage) -> UnirunError | None:
+        if stage == "run":
+            return InferenceError(f"onnx.reference failed: {type(exc).__name__}: {exc}")
+        return None
 
 
 def _evaluator(proto: Any) -> Any:
@@ -105,11 +132,7 @@ class ReferenceExecutable:
         evaluator = self._evaluator
         if evaluator is None:  # closed while this call waited for its turn
             raise ModelClosedError("the reference model was closed")
-        try:
-            results = evaluator.run(None, dict(feeds))
-        except Exception as exc:
-            raise InferenceError(f"onnx.reference failed: {type(exc).__name__}: {exc}") from exc
-        return [np.asarray(r) for r in results]
+        return [np.asarray(r) for r in evaluator.run(None, dict(feeds))]
 
     def close(self) -> None:
         self._evaluator = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 import logging
 import os
 import threading
@@ -11,8 +12,10 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-from .backend import API_VERSION, Backend, Capabilities, DeviceInfo, Probe
-from .device import Device
+from . import device as _device_vocabulary
+from ._admission import capabilities_problem, contract_problem, version_problem
+from .backend import Backend, Capabilities, DeviceInfo, Probe
+from .device import GPU_KINDS, Device, register_device_kind
 from .errors import (
     BackendNotFoundError,
     BackendUnavailableError,
@@ -21,13 +24,22 @@ from .errors import (
     UnirunError,
 )
 
-__all__ = ["BackendInfo", "backends", "get_backend", "register_backend", "select"]
+__all__ = [
+    "BackendInfo",
+    "backends",
+    "get_backend",
+    "register_backend",
+    "select",
+    "unregister_backend",
+]
 
 log = logging.getLogger("unirun")
 
 GROUP = "unirun.backends"
 
-#: Plugins unirun knows how to install, so ``unirun backends`` can list them even when absent.
+#: Install hints for well-known backend names (data only, as fsspec keeps next to its lazily
+#: named implementations): ``unirun backends`` lists them when absent and an unknown-name error
+#: prints the command. Nothing else in the core knows about any particular plugin.
 KNOWN_PLUGINS: dict[str, str] = {
     "onnxruntime": "pip install unirun-onnxruntime",
     "openvino": "pip install unirun-openvino",
@@ -100,21 +112,71 @@ def _reset() -> None:
         _entries = None
 
 
-def register_backend(backend: Backend | Callable[[], Backend], *, replace: bool = False) -> None:
-    """Make an in-process backend available by its ``name`` (an instance or a factory)."""
-    instance = backend() if callable(backend) and not hasattr(backend, "probe") else backend
-    name = getattr(instance, "name", None)
+def register_backend(
+    backend: Backend | Callable[[], Backend] | str,
+    *,
+    name: str | None = None,
+    replace: bool = False,
+) -> None:
+    """Make a backend available in this process under its ``name``.
+
+    ``backend`` is a backend object, a factory (a class or a function returning one), or a lazy
+    ``"package.module:Factory"`` path imported on first use. A factory is not called until the
+    backend is needed; its name comes from ``name=`` or the factory's ``name`` attribute (a
+    lazy path needs ``name=``). A backend object is checked against the contract now.
+
+    A name that an installed plugin or an earlier registration already uses is refused unless
+    ``replace=True`` (an in-process backend must never shadow a plugin silently).
+    """
+    if isinstance(backend, str):
+        if name is None:
+            raise PluginIncompatibleError(
+                f"register_backend({backend!r}) needs name=: a lazy path is not imported until "
+                "the backend is used"
+            )
+        factory: Callable[[], Any] = _lazy(backend)
+        instance = None
+    elif _is_factory(backend):
+        factory, instance = backend, None  # type: ignore[assignment]
+        name = name or getattr(backend, "name", None)
+    else:
+        instance = backend
+        factory = lambda: instance  # noqa: E731
+        name = name or getattr(backend, "name", None)
     if not isinstance(name, str) or not name:
         raise PluginIncompatibleError("a backend needs a non-empty string attribute 'name'")
+    entry = _Entry(name, factory)
+    if instance is not None:
+        _admit(entry, instance)  # pluggy-style: a wrong shape is refused at registration
+    _all_entries()  # read the entry points first: "installed" must be known
     with _lock:
-        if not replace and name in _registered:
+        installed = _entries is not None and name in _entries
+        if not replace and (name in _registered or installed):
+            where = "registered in this process" if name in _registered else "an installed plugin"
             raise PluginIncompatibleError(
-                f"a backend named {name!r} is already registered; pass replace=True"
+                f"a backend named {name!r} is already {where}; pass replace=True to replace it"
             )
-        _registered[name] = _Entry(name, lambda: instance)
+        _registered[name] = entry
+
+
+def _lazy(path: str) -> Callable[[], Any]:
+    module, sep, attr = path.partition(":")
+    if not sep or not module or not attr:
+        raise PluginIncompatibleError(
+            f"a lazy backend path is 'package.module:Factory', not {path!r}"
+        )
+
+    def load() -> Any:
+        target: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            target = getattr(target, part)
+        return target
+
+    return load
 
 
 def unregister_backend(name: str) -> None:
+    """Forget a backend registered with :func:`register_backend` (installed plugins stay)."""
     with _lock:
         _registered.pop(name, None)
 
@@ -127,7 +189,7 @@ def _materialise(entry: _Entry) -> Backend:
             raise entry.error
         try:
             factory = entry.factory()
-            obj = factory() if isinstance(factory, type) or _is_factory(factory) else factory
+            obj = factory() if _is_factory(factory) else factory
         except Exception as exc:
             where = f" ({entry.dist} {entry.dist_version})" if entry.dist else ""
             entry.error = PluginIncompatibleError(
@@ -137,42 +199,41 @@ def _materialise(entry: _Entry) -> Backend:
             )
             entry.error.__cause__ = exc
             raise entry.error from exc
-        problem = _contract_problem(obj)
-        if problem:
-            entry.error = PluginIncompatibleError(f"backend plugin {entry.name!r} {problem}")
-            raise entry.error
-        version = obj.api_version
-        if version != API_VERSION:
-            fix = (
-                "upgrade unirun: pip install -U unirun"
-                if version > API_VERSION
-                else f"upgrade the plugin: {entry.install or 'pip install -U <plugin>'}"
-            )
-            entry.error = PluginIncompatibleError(
-                f"backend plugin {entry.name!r} implements contract API {version}, but this "
-                f"unirun speaks API {API_VERSION}; {fix}"
-            )
-            raise entry.error
-        backend: Backend = obj
-        entry.backend = backend
-        return backend
+        try:
+            _admit(entry, obj)
+        except PluginIncompatibleError as exc:
+            entry.error = exc
+            raise
+        return entry.backend  # type: ignore[return-value]  # set by _admit
+
+
+def _admit(entry: _Entry, obj: Any) -> None:
+    """Check ``obj`` against the contract, register its device kinds, and keep it."""
+    problem = version_problem(obj, entry.install) or contract_problem(obj)
+    if problem is None:
+        problem = capabilities_problem(obj.capabilities)
+    if problem is not None:
+        raise PluginIncompatibleError(f"backend plugin {entry.name!r} {problem}")
+    for kind, description in obj.capabilities.new_device_kinds.items():
+        register_device_kind(kind, description, gpu=kind in obj.capabilities.gpu_kinds)
+    entry.backend = obj
 
 
 def _is_factory(obj: Any) -> bool:
-    return callable(obj) and not hasattr(obj, "probe")
+    return callable(obj) and (isinstance(obj, type) or not hasattr(obj, "probe"))
 
 
-def _contract_problem(obj: Any) -> str | None:
-    missing = [
-        a
-        for a in ("name", "api_version", "capabilities", "probe", "devices", "compile", "load")
-        if not hasattr(obj, a)
-    ]
-    if missing:
-        return f"does not implement the Backend contract (missing {', '.join(missing)})"
-    if not isinstance(obj.api_version, int):
-        return "declares a non-integer api_version"
-    return None
+def _discover_device_kinds() -> None:
+    """Load every installed plugin (cheap by contract: no engine import) so that the device
+    kinds they add are known; called when a device string names an unknown kind."""
+    for entry in _all_entries().values():
+        try:
+            _materialise(entry)
+        except UnirunError:
+            continue
+
+
+_device_vocabulary._discover = _discover_device_kinds
 
 
 def _probe(entry: _Entry, backend: Backend) -> Probe:
@@ -189,10 +250,19 @@ def _devices(entry: _Entry, backend: Backend) -> tuple[DeviceInfo, ...]:
     with entry.lock:
         if entry.devices is None:
             try:
-                entry.devices = tuple(backend.devices())
+                found = tuple(backend.devices())
             except Exception as exc:
                 log.warning("backend %r failed to list devices: %s", entry.name, exc)
-                entry.devices = ()
+                found = ()
+            declared = backend.capabilities.device_kinds
+            wrong = sorted({str(i.device) for i in found if i.device.kind not in declared})
+            if wrong:
+                raise PluginIncompatibleError(
+                    f"backend plugin {entry.name!r} lists device(s) {', '.join(wrong)} of a kind "
+                    f"it does not declare (Capabilities.device_kinds: {', '.join(declared)}); "
+                    "this is a plugin bug"
+                )
+            entry.devices = found
         return entry.devices
 
 
@@ -230,6 +300,15 @@ def get_backend(name: str, *, for_compile: bool = False) -> Backend:
     if not probe.available and not (for_compile and probe.can_compile):
         raise BackendUnavailableError(f"backend {name!r} cannot run here: {probe.reason}")
     return backend
+
+
+def backend_object(name: str) -> Backend:
+    """The backend object called ``name``, available here or not (``probe()`` says which);
+    ``BackendNotFoundError`` or ``PluginIncompatibleError`` if there is none to talk to."""
+    entry = _all_entries().get(name)
+    if entry is None:
+        raise BackendNotFoundError(f"no backend named {name!r} is installed")
+    return _materialise(entry)
 
 
 def describe(name: str) -> tuple[Probe, tuple[DeviceInfo, ...], str | None]:
@@ -286,7 +365,9 @@ def pick_device(name: str, backend: Backend, request: Device) -> DeviceInfo:
         if request.matches(info.device):
             return info
     have = ", ".join(str(i.device) for i in available) or "none"
-    if request.kind not in backend.capabilities.device_kinds:
+    kinds = backend.capabilities.device_kinds
+    drives_gpus = request.kind == "gpu" and any(k in GPU_KINDS for k in kinds)
+    if request.kind not in kinds and not drives_gpus:
         raise DeviceError(
             f"backend {name!r} does not support device kind {request.kind!r}; it supports "
             f"{', '.join(backend.capabilities.device_kinds)} (available here: {have})"
@@ -334,6 +415,19 @@ def select(
             raise BackendNotFoundError(
                 "no usable backend is installed; install the default one: "
                 f"{KNOWN_PLUGINS['onnxruntime']} (see `unirun backends`)"
+            )
+        by_name = [
+            name
+            for name, entry in _all_entries().items()
+            if entry.backend is not None
+            and entry.devices is not None
+            and any(device.matches(i.device) for i in entry.devices)
+        ]
+        if by_name:
+            raise DeviceError(
+                f"{', '.join(by_name)} can run on device {device} but never "
+                f"{'is' if len(by_name) == 1 else 'are'} chosen automatically; name it: "
+                f"backend={by_name[0]!r}"
             )
         raise DeviceError(
             f"no installed backend can run on device {device}; available: {', '.join(seen)}"

@@ -15,7 +15,7 @@ import json
 import os
 import posixpath
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,7 +38,7 @@ from .options import CompileOptions, Precision
 from .tensor import TensorSpec
 
 if TYPE_CHECKING:
-    from .backend import Target
+    from .backend import CompileResult
 
 __all__ = [
     "FORMAT_VERSION",
@@ -90,6 +90,8 @@ class Manifest(BaseModel):
     plugin_version: str
     api_version: int
     runtime_version: str | None
+    #: ``Capabilities.artifact_format`` of the plugin that built it (checked at load).
+    artifact_format: str = ""
     device: str
     device_identity: str = ""
     options: CompileOptions
@@ -313,15 +315,15 @@ class Artifact:
         (staging / MANIFEST_NAME).write_bytes(text)
 
     @classmethod
-    def _from_build(
+    def _seal(
         cls,
-        target: Target,
-        inputs: Sequence[TensorSpec],
-        outputs: Sequence[TensorSpec],
-        extra: Mapping[str, Any],
-        precision: Precision | None = None,
+        directory: Path,
+        stamp: Mapping[str, Any],
+        options: CompileOptions,
+        result: CompileResult,
     ) -> Artifact:
-        directory = target.directory
+        """Checksum the payload a plugin wrote to ``directory`` and write the manifest (the
+        core's job: plugins never see manifests)."""
         files = []
         for rel, kind in sorted(_fs.walk(directory)):
             if kind == "dir" or rel == MANIFEST_NAME:
@@ -339,16 +341,18 @@ class Artifact:
             finally:
                 os.close(fd)
         _check_self_contained(directory, [f.path for f in files])
+        precision = result.precision
+        if result.portable:
+            stamp = {**stamp, "device_identity": ""}
         try:
             manifest = Manifest(
-                **target._stamp,
-                device=str(target.device),
-                options=target.options,
-                computed_precision=None if precision == target.options.precision else precision,
-                inputs=[SpecModel(**s.to_json()) for s in inputs],
-                outputs=[SpecModel(**s.to_json()) for s in outputs],
+                **stamp,
+                options=options,
+                computed_precision=None if precision == options.precision else precision,
+                inputs=[SpecModel(**s.to_json()) for s in result.inputs],
+                outputs=[SpecModel(**s.to_json()) for s in result.outputs],
                 files=files,
-                extra=dict(extra),
+                extra=dict(result.extra),
                 unirun_version=__version__,
                 created=datetime.now(timezone.utc),
             )

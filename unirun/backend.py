@@ -1,83 +1,118 @@
-"""The contract between the unirun core and a backend plugin.
+"""The contract between the unirun core and a backend plugin (API 2).
 
 A plugin is a distribution that names a factory in the ``unirun.backends`` entry-point group;
-the core calls it with no arguments and gets an object satisfying :class:`Backend`. The core owns
-everything users touch (argument parsing, feed validation, caching, artifacts, thread pools,
-lifecycle); a plugin only translates between that vocabulary and its engine.
+the core calls it with no arguments and gets an object satisfying :class:`Backend`. The core
+owns everything users touch (argument parsing, option validation, feed validation, external
+weights, caching, manifests, thread pools, lifecycle, error wrapping); a plugin only translates
+between plain values and its engine. Nothing crosses the boundary but the values defined here
+and :class:`~unirun.source.OnnxModel`: a plugin never sees an artifact or a manifest.
 
 Lifecycle::
 
-    backend = Factory()          cheap: must not import the engine SDK
-    backend.probe()              may import the engine; never raises; called before anything else
-    backend.devices()            only if probe() said available
-    backend.compile(model, target) -> Artifact      files written into target.directory
-    backend.load(artifact, device, cache_dir=...) -> Executable    any number of times
+    backend = Factory()             cheap: must not import the engine SDK
+    backend.probe()                 may import the engine; never raises; called before anything
+    backend.devices()               only if probe() said available (or can_compile)
+    backend.compile(model, CompileRequest) -> CompileResult   payload files written into
+                                    request.directory; the core writes and seals the manifest
+    backend.load(LoadRequest) -> Executable                   any number of times
     executable.infer(feeds) ... executable.close()
+    (CONTEXTS backends: executable.create_context().infer(feeds) instead of infer)
 
-Rules every plugin follows:
+What the core guarantees before calling a plugin:
 
-* **Errors.** Raise the most specific :mod:`unirun.errors` type and chain the engine's exception
-  (``raise CompileError(...) from exc``). Unreadable model: ``InvalidModelError``; operators or
-  types the engine lacks: ``UnsupportedModelError`` naming them; engine build failure:
-  ``CompileError``; device missing or not supported: ``DeviceError``; artifact not loadable here:
-  ``ArtifactError`` naming the field; failure while running: ``InferenceError``. Messages name
-  the node/op/device and say what to do; they never carry a multi-frame engine trace.
+* **Checked declarations.** ``compile`` is only called for a device of one of
+  ``Capabilities.device_kinds`` (a device from ``devices()``), a precision in
+  ``Capabilities.precisions``, a model whose graph inputs/outputs all have a dtype in
+  ``Capabilities.dtypes``, and ``shapes`` that satisfy ``Capabilities.dynamic_shapes``. A plugin
+  does not re-check these. ``devices()`` yielding a kind the plugin did not declare is refused.
+* **Validated options.** ``request.plugin_options`` is an instance of ``options_model`` (or
+  None when the backend has none), validated once by the core; ``load`` gets the same instance.
+* **Resolved weights.** ``model`` (:class:`~unirun.source.OnnxModel`) is read once; its
+  external data files are resolved inside the model's folder and hashed by the core.
 * **Feeds.** The core calls ``infer`` only with a mapping holding every input by name, each a
   C-contiguous numpy array of exactly the declared dtype whose shape matches the declared rank,
   fixed dimensions and compiled bounds. The arrays belong to the caller: read them during the
   call, keep no reference after it returns, never write to them.
+
+Rules every plugin follows:
+
+* **Errors.** Raise the most specific :mod:`unirun.errors` type where the plugin knows better
+  than the engine. Everything else an engine raises is passed to the backend's optional
+  ``map_error(exc, stage)`` (see :class:`SupportsErrorMapping`), called by the core around every
+  call into the plugin; it returns the unirun error to raise (the core chains the original and
+  trims long engine messages) or None for the core's default for that stage (``CompileError``,
+  ``ArtifactError``, ``InferenceError``). So a plugin has no ``try/except`` around engine calls.
 * **Outputs.** ``infer`` returns one array per output in ``outputs`` order. The caller owns them:
-  a later call must not overwrite memory it returned (copy out of reusable engine buffers).
+  a later call must not overwrite memory it returned (copy out of reusable engine buffers). The
+  core copies an output that aliases a feed.
 * **Threads.** ``Capabilities.thread_safety`` states what the executable allows; the core
   serialises or pools accordingly (see :class:`ThreadSafety`). ``close()`` may be called while
   calls on other threads are still running: keep engine objects alive until they return
   (holding references in the running call is enough) and make a second ``close()`` a no-op.
-* **Optional methods.** A backend may also implement :class:`SupportsOpCheck`
-  (``unsupported_ops(model, device)``: the nodes it cannot run, without compiling), which
-  ``unirun inspect`` shows; the core never requires it and checks for it with ``isinstance``.
-* **No side channels.** Plugins read their configuration from ``target`` only, never from
-  environment variables, and write only inside ``target.directory`` and ``target.cache_dir``.
+* **Identity.** ``DeviceInfo.identity`` names the hardware compiled code depends on (CPU model
+  and ISA for a plugin that compiles for the host CPU, GPU model + compute capability); it joins
+  the cache key and the manifest, and the core refuses to load an artifact on a device of
+  another identity. Leave it empty only when the payload is portable across devices of the kind.
+* **No side channels.** Plugins read their configuration from the request only, never from
+  environment variables, and write only inside ``request.directory`` (compile) and
+  ``request.cache_dir``.
+
+Optional methods, found with ``isinstance`` against the ``Supports*`` protocols below:
+``map_error``, ``unsupported_ops`` (``unirun inspect``), ``diagnose`` (``unirun doctor``) and
+``native_runner`` (the ONNX node-suite baseline). The core never requires them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
 from .device import Device
 from .dtypes import DType
-from .options import CompileOptions, Precision
+from .options import CompileOptions, Precision, ShapeRange
 from .tensor import TensorSpec
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from .artifact import Artifact
+    from .errors import UnirunError
     from .source import OnnxModel
 
 __all__ = [
     "API_VERSION",
     "Backend",
     "Capabilities",
+    "CompileRequest",
+    "CompileResult",
     "Context",
     "DeviceInfo",
+    "DynamicShapes",
     "Executable",
+    "Finding",
     "Int8Form",
+    "LoadRequest",
     "Probe",
+    "Stage",
     "SupportsContexts",
+    "SupportsDiagnosis",
+    "SupportsErrorMapping",
+    "SupportsNativeRunner",
     "SupportsOpCheck",
-    "Target",
     "ThreadSafety",
 ]
 
 #: The contract version this core speaks. A plugin declares the version it was written for;
 #: the core refuses (with the reason and the upgrade command) a plugin declaring another one.
-API_VERSION = 1
+API_VERSION = 2
+
+Array = np.ndarray[Any, Any]
+#: Where an engine exception was raised, as passed to ``map_error``.
+Stage = Literal["compile", "load", "run"]
 
 
 class ThreadSafety(str, Enum):
@@ -85,12 +120,23 @@ class ThreadSafety(str, Enum):
 
     #: ``infer`` must never overlap: the core serialises calls with a lock.
     SERIAL = "serial"
-    #: ``infer`` itself must not overlap, but ``create_context()`` returns independent
-    #: :class:`Context` objects (infer requests, execution contexts); the core keeps a pool and
-    #: gives each concurrent call its own.
+    #: The executable has ``create_context()`` returning independent :class:`Context` objects
+    #: (infer requests, execution contexts) and no ``infer`` of its own; the core keeps a pool
+    #: and gives each concurrent call its own context.
     CONTEXTS = "contexts"
     #: ``infer`` may be called from any number of threads at once.
     CONCURRENT = "concurrent"
+
+
+class DynamicShapes(str, Enum):
+    """What an engine needs to know at compile time about dimensions left symbolic."""
+
+    #: Any size at run time; ``shapes`` is optional (an engine may still specialise on it).
+    FREE = "free"
+    #: Dynamic dims need ``shapes`` bounds (min, opt, max) at compile time.
+    BOUNDED = "bounded"
+    #: Every input shape must be fixed at compile time.
+    STATIC = "static"
 
 
 class Int8Form(str, Enum):
@@ -115,27 +161,46 @@ class Int8Form(str, Enum):
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a backend can do, as data: the core and the conformance kit read it, users see it."""
+    """What a backend can do, as data: the core enforces it, the kit tests it, users see it."""
 
     device_kinds: tuple[str, ...]
     precisions: tuple[Precision, ...] = ("fp32",)
     dtypes: tuple[DType, ...] = (DType.FLOAT32,)
-    #: ``"free"``: any size at run time; ``"bounded"``: dynamic dims need ``shapes`` bounds at
-    #: compile time; ``"static"``: every input shape must be fixed at compile time.
-    dynamic_shapes: str = "free"
+    dynamic_shapes: DynamicShapes = DynamicShapes.FREE
     thread_safety: ThreadSafety = ThreadSafety.SERIAL
-    #: Short name of the payload format, e.g. ``"onnx"``, ``"openvino-blob"``, ``"mlpackage"``.
+    #: Short name of the payload format, e.g. ``"onnx"``, ``"openvino-blob"``, ``"mlpackage"``;
+    #: recorded in the manifest and checked when an artifact is loaded.
     artifact_format: str = "onnx"
     #: True if an artifact loads only under the engine version that built it (the core checks).
     pins_runtime_version: bool = False
     #: Preference when the user leaves ``backend="auto"``: per device kind, higher wins;
-    #: a kind that is absent is never chosen automatically.
+    #: a kind that is absent is never chosen automatically. Scale: 0-100; the default CPU
+    #: engine (ONNX Runtime) is 50, engines for one vendor's accelerators 55-70, a reference
+    #: or experimental engine leaves the kind out.
     priority: Mapping[str, int] = field(default_factory=dict)
     #: For ``precision="int8"`` (which must then be in ``precisions``): per device kind, the
     #: :class:`Int8Form` s the engine runs well, best first. The core builds them in this order
     #: and keeps the first that is accurate and not slower than fp32 here. A kind that is
     #: absent has no int8.
     int8_forms: Mapping[str, tuple[Int8Form, ...]] = field(default_factory=dict)
+    #: Device kinds this plugin adds to unirun's vocabulary, with a one-line description
+    #: (``{"rocm": "an AMD GPU through ROCm"}``); list them in ``device_kinds`` too. Kinds in
+    #: ``gpu_kinds`` also satisfy a request for ``"gpu"``.
+    new_device_kinds: Mapping[str, str] = field(default_factory=dict)
+    gpu_kinds: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Accept the enum's string values ("bounded"), as plugins written from the docs do.
+        for name, kind in (("dynamic_shapes", DynamicShapes), ("thread_safety", ThreadSafety)):
+            value = getattr(self, name)
+            if not isinstance(value, kind):
+                try:
+                    object.__setattr__(self, name, kind(value))
+                except ValueError:
+                    allowed = ", ".join(repr(m.value) for m in kind)
+                    raise ValueError(
+                        f"Capabilities.{name} must be one of {allowed}, not {value!r}"
+                    ) from None
 
 
 @dataclass(frozen=True)
@@ -155,7 +220,9 @@ class DeviceInfo:
     """A device a backend can use now.
 
     ``identity`` is a stable string naming the hardware where compiled code depends on it (GPU
-    model and compute capability, say); it joins the cache key and the artifact manifest.
+    model and compute capability, a CPU model and its instruction sets); it joins the cache key
+    and the artifact manifest, and an artifact never loads on a device of another identity.
+    Empty means "compiled code is portable across devices of this kind".
     """
 
     device: Device
@@ -164,46 +231,91 @@ class DeviceInfo:
 
 
 @dataclass(frozen=True)
-class Target:
+class CompileRequest:
     """Everything ``Backend.compile`` needs to know about the build it is asked for."""
 
-    device: Device
+    #: The device to build for: one of ``devices()`` (with its identity), or ``auto`` for a
+    #: backend that lets its engine choose.
+    device: DeviceInfo
+    #: Engine-neutral options: precision, shapes, threads, optimisation level.
     options: CompileOptions
-    #: The plugin's own options model, validated by the core against ``Backend.options_model``.
+    #: The plugin's own options: an instance of ``Backend.options_model``, validated by the core.
     plugin_options: BaseModel | None
     #: An empty directory owned by this build: write the payload files here.
     directory: Path
-    #: A directory the engine may use for its own persistent caches (shared across builds).
-    cache_dir: Path
-    #: Manifest fields the core fills in (backend, versions, source hash); not for plugins.
-    _stamp: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: A directory the engine may use for its own persistent caches (shared across builds and
+    #: loads: timing caches, kernel caches); None when the user turned caching off.
+    cache_dir: Path | None
 
-    def finish(
-        self,
-        inputs: Sequence[TensorSpec],
-        outputs: Sequence[TensorSpec],
-        extra: Mapping[str, Any] | None = None,
-        *,
-        precision: Precision | None = None,
-    ) -> Artifact:
-        """Seal the files written to ``directory`` into an :class:`~unirun.artifact.Artifact`.
 
-        ``extra`` is plugin data kept in the manifest (JSON values only): name maps, the engine's
-        own device string, anything ``load`` will need. ``precision`` is the precision the
-        engine really computes in, asked of the compiled model, when it differs from the request
-        (an fp16 request run in fp32 on a CPU without fp16 units); None means "as requested".
-        The core warns about (or, with ``strict_precision``, refuses) a substitution.
-        """
-        from .artifact import Artifact
+@dataclass(frozen=True)
+class CompileResult:
+    """What ``compile`` returns; the core seals it with the payload files into an artifact."""
 
-        return Artifact._from_build(self, inputs, outputs, dict(extra or {}), precision)
+    #: The inputs and outputs as the engine reports them, in the model's declared order.
+    inputs: Sequence[TensorSpec]
+    outputs: Sequence[TensorSpec]
+    #: Plugin data kept in the manifest and handed back to ``load`` (JSON values only): name
+    #: maps, the engine's own device string, anything ``load`` needs.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    #: The precision the engine really computes in, asked of the compiled model, when it
+    #: differs from the request (fp16 asked, fp32 run on a CPU without fp16 units); None means
+    #: "as requested". The core warns about a substitution or, when strict, refuses it.
+    precision: Precision | None = None
+    #: True when the payload does not depend on the device's identity (a TensorRT plan built
+    #: hardware-compatible): the core then records no identity, and ``load`` decides whether
+    #: the device here can run it.
+    portable: bool = False
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """Everything ``Backend.load`` needs: a verified artifact, as plain values."""
+
+    #: The device to load on (one of ``devices()``, identity checked against the build's).
+    device: DeviceInfo
+    #: The options the artifact was compiled with, and the plugin's options (validated again).
+    options: CompileOptions
+    plugin_options: BaseModel | None
+    #: What ``CompileResult.extra`` held.
+    extra: Mapping[str, Any]
+    #: The specs recorded at compile time.
+    inputs: Sequence[TensorSpec]
+    outputs: Sequence[TensorSpec]
+    #: The precision the engine computed in when the artifact was built (``CompileResult.
+    #: precision``, else the request): a plugin that rebuilds at load compares it with what the
+    #: device grants now.
+    precision: Precision
+    #: The engine version that built the artifact (``Probe.version`` then).
+    built_with: str | None
+    #: The device the artifact was built for (``auto`` when the engine chose).
+    built_for: Device
+    #: Same as ``CompileRequest.cache_dir``: for a plugin that rebuilds at load (a blob that does
+    #: not import here) and for engine caches; None when caching is off.
+    cache_dir: Path | None
+    #: Returns the path of a payload file (or folder) written at compile time, checksummed by
+    #: the core; raises ``ArtifactError`` for a name the artifact does not hold.
+    file: Callable[[str], Path] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of ``unirun doctor``: what was checked, whether it is fine, and the fix.
+
+    ``ok`` is None for a plain fact (a library's version); False fails the doctor run when the
+    user asked for this backend or device, and warns otherwise."""
+
+    check: str
+    ok: bool | None
+    detail: str = ""
+    fix: str = ""
 
 
 @runtime_checkable
 class Context(Protocol):
     """One single-threaded execution context (an infer request, a TensorRT context)."""
 
-    def infer(self, feeds: Mapping[str, np.ndarray[Any, Any]]) -> Sequence[np.ndarray[Any, Any]]:
+    def infer(self, feeds: Mapping[str, Array]) -> Sequence[Array]:
         """Run one request; same rules as :meth:`Executable.infer`."""
         ...
 
@@ -212,7 +324,13 @@ class Context(Protocol):
 
 @runtime_checkable
 class Executable(Protocol):
-    """A model loaded on a device, ready to run."""
+    """A model loaded on a device, ready to run.
+
+    ``SERIAL`` and ``CONCURRENT`` backends implement ``infer``; ``CONTEXTS`` backends implement
+    ``create_context`` (:class:`SupportsContexts`) instead. An executable may expose the device
+    the engine chose for ``auto`` as a string attribute ``engine_device`` (OpenVINO AUTO →
+    ``"CPU"``); users see it as ``Model.device_label``.
+    """
 
     @property
     def inputs(self) -> Sequence[TensorSpec]:
@@ -224,24 +342,38 @@ class Executable(Protocol):
         """The outputs as the engine reports them, in the model's declared order."""
         ...
 
-    def infer(self, feeds: Mapping[str, np.ndarray[Any, Any]]) -> Sequence[np.ndarray[Any, Any]]:
-        """Run one request. Feeds and outputs follow the module rules; raise ``InferenceError``."""
-        ...
-
     def close(self) -> None:
         """Release engine resources; idempotent; see the module rules on in-flight calls."""
         ...
 
-    # Optional: ``engine_device: str``, the device the engine chose when asked for ``auto``
-    # (OpenVINO AUTO → "CPU"); users see it as ``Model.device_label`` ("auto → CPU").
+
+@runtime_checkable
+class SupportsInfer(Protocol):
+    """What an executable of a ``SERIAL`` or ``CONCURRENT`` backend adds."""
+
+    def infer(self, feeds: Mapping[str, Array]) -> Sequence[Array]:
+        """Run one request. Feeds and outputs follow the module rules."""
+        ...
 
 
 @runtime_checkable
 class SupportsContexts(Protocol):
-    """What an executable of a ``ThreadSafety.CONTEXTS`` backend adds: the core pools contexts
-    and runs every request on one of them, never two requests on the same one at once."""
+    """What an executable of a ``CONTEXTS`` backend adds: the core pools contexts and runs
+    every request on one of them, never two requests on the same one at once."""
 
     def create_context(self) -> Context: ...
+
+
+@runtime_checkable
+class SupportsErrorMapping(Protocol):
+    """Optional: turn an engine exception into the most specific unirun error.
+
+    Called by the core with any exception that is not already a ``UnirunError``, raised while
+    the plugin compiled (``"compile"``), loaded (``"load"``) or ran (``"run"``). Return the
+    error to raise (the core chains ``exc`` and trims the message), or None for the stage's
+    default type. Must not raise."""
+
+    def map_error(self, exc: BaseException, stage: Stage) -> UnirunError | None: ...
 
 
 @runtime_checkable
@@ -250,16 +382,38 @@ class SupportsOpCheck(Protocol):
 
     ``unirun inspect`` asks every backend that has this method; for the others it shows
     "unknown". Answer from the engine's own operator/kernel registry, for ``device`` (one of
-    ``devices()``, or its kind alone), taking the model's opset imports and, where known, the
-    element types into account. Return ``(node_name, op_type)`` pairs, in graph order, for the
-    nodes the engine would refuse; an empty list means "no problem known", not a guarantee that
-    ``compile`` succeeds; ``None`` means "cannot tell for this device". Must be cheap (no
-    compile) and must not raise for a readable model.
+    ``devices()``, or its kind alone) and ``shapes`` (the ``shapes=`` the model would be
+    compiled with, as :class:`~unirun.options.ShapeRange` s; may be empty), taking the model's
+    opset imports and, where known, the element types into account. Return
+    ``(node_name, op_type)`` pairs, in graph order, for the nodes the engine would refuse; an
+    empty list means "no problem known", not a guarantee that ``compile`` succeeds; ``None``
+    means "cannot tell for this device". Must be cheap (no compile) and must not raise for a
+    readable model.
     """
 
     def unsupported_ops(
-        self, model: OnnxModel, device: Device
+        self, model: OnnxModel, device: Device, shapes: Mapping[str, ShapeRange]
     ) -> Sequence[tuple[str, str]] | None: ...
+
+
+@runtime_checkable
+class SupportsDiagnosis(Protocol):
+    """Optional: what ``unirun doctor -b NAME [-d DEVICE]`` prints for this backend: each check
+    (driver, runtime libraries, device visible…) with the fix when it fails. Never raises."""
+
+    def diagnose(self, device: Device | None) -> Sequence[Finding]: ...
+
+
+@runtime_checkable
+class SupportsNativeRunner(Protocol):
+    """Optional: run a model with the engine directly, bypassing unirun, for the ONNX node-suite
+    baseline (``unirun.testing.onnx_backend``): ``native_runner(model_bytes, device)`` returns a
+    function from feeds to outputs in graph order. Raise anything for a model the engine
+    refuses: the runner records it as a native failure."""
+
+    def native_runner(
+        self, model: bytes, device: Device
+    ) -> Callable[[Mapping[str, Array]], Sequence[Array]]: ...
 
 
 @runtime_checkable
@@ -279,19 +433,16 @@ class Backend(Protocol):
         ...
 
     def devices(self) -> Sequence[DeviceInfo]:
-        """Devices usable now, best first; concrete (``cuda:0``, not ``cuda``)."""
+        """Devices usable now, best first; concrete (``cuda:0``, not ``cuda``), of declared
+        kinds only."""
         ...
 
-    def compile(self, model: OnnxModel, target: Target) -> Artifact:
-        """Build ``model`` for ``target.device``; write payload files into ``target.directory``
-        and return ``target.finish(...)``. Must not keep state between calls."""
+    def compile(self, model: OnnxModel, request: CompileRequest) -> CompileResult:
+        """Build ``model`` for ``request.device``; write payload files into
+        ``request.directory``. Must not keep state between calls."""
         ...
 
-    def load(self, artifact: Artifact, device: Device, cache_dir: Path | None = None) -> Executable:
-        """Load a verified artifact (checksums and manifest already checked by the core) on
-        ``device`` (one of ``devices()``). Raise ``ArtifactError`` if it cannot be loaded here.
-
-        ``cache_dir`` is the same engine-cache directory ``Target.cache_dir`` gave at compile
-        time, for a plugin that must rebuild at load (a blob that does not import here); None
-        when the user turned caching off."""
+    def load(self, request: LoadRequest) -> Executable:
+        """Load a verified artifact on ``request.device``. Raise ``ArtifactError`` if it cannot
+        be loaded here (the core has already checked versions, device and identity)."""
         ...

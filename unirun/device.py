@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import DeviceError
 
-__all__ = ["DEVICE_KINDS", "Device"]
+__all__ = ["DEVICE_KINDS", "Device", "register_device_kind"]
 
 #: What each kind means. ``gpu`` is "the GPU this engine drives" (CUDA for ONNX Runtime, an
 #: Intel GPU for OpenVINO, the Apple GPU for Core ML); ``cuda`` always means an NVIDIA GPU.
+#: Plugins add kinds of their own (``Capabilities.new_device_kinds``) when they are discovered.
 DEVICE_KINDS: dict[str, str] = {
     "cpu": "the host CPU",
     "cuda": "an NVIDIA GPU through CUDA",
@@ -19,8 +21,26 @@ DEVICE_KINDS: dict[str, str] = {
     "ane": "the Apple Neural Engine",
     "auto": "let unirun (or the engine) choose",
 }
+#: Kinds that are a GPU: a request for ``gpu`` is satisfied by a device of any of them.
+GPU_KINDS: set[str] = {"gpu", "cuda"}
+#: Called once when a string names a kind nobody registered yet: discovers the installed
+#: plugins, which register theirs (set by the registry; avoids an import cycle).
+_discover: Callable[[], None] | None = None
 
-_PATTERN = re.compile(r"^\s*([a-z]+)\s*(?::\s*(\d+)\s*)?$")
+
+def register_device_kind(kind: str, description: str, *, gpu: bool = False) -> None:
+    """Add a device kind to the vocabulary (plugins declare theirs in
+    ``Capabilities.new_device_kinds``; the registry calls this when it loads them)."""
+    if not _NAME.match(kind):
+        raise DeviceError(f"a device kind is a lowercase word such as 'rocm', not {kind!r}")
+    DEVICE_KINDS.setdefault(kind, description)
+    if gpu:
+        GPU_KINDS.add(kind)
+
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+_PATTERN = re.compile(r"^\s*([a-z][a-z0-9_]*)\s*(?::\s*(\d+)\s*)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +53,8 @@ class Device:
     index: int | None = None
 
     def __post_init__(self) -> None:
+        if self.kind not in DEVICE_KINDS and _discover is not None:
+            _discover()
         if self.kind not in DEVICE_KINDS:
             raise DeviceError(
                 f"unknown device kind {self.kind!r}; expected one of {', '.join(DEVICE_KINDS)}"
@@ -74,4 +96,5 @@ class Device:
         """True if ``other`` satisfies a request for ``self`` (``cuda`` accepts ``cuda:0``)."""
         if self.kind == "auto":
             return True
-        return self.kind == other.kind and (self.index is None or self.ordinal == other.ordinal)
+        same = self.kind == other.kind or (self.kind == "gpu" and other.kind in GPU_KINDS)
+        return same and (self.index is None or self.ordinal == other.ordinal)

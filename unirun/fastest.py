@@ -5,6 +5,7 @@ model, settings and installed backends loads the winner without measuring again.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -12,19 +13,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ValidationError
 
 from . import _registry
+from ._build import Build, BuildArgs, CacheArg, check_precision
 from ._choices import choice_key, read_choice, write_choice
+from ._match import open_model
 from ._timing import Timing, time_calls
+from .cache import CompileCache
 from .device import Device
 from .errors import BackendNotFoundError, BackendUnavailableError, OptionsError, UnirunError
 from .inputs import InputPlan, run_first
 from .model import Model
-from .options import ShapeRange
-from .source import OnnxModel
+from .options import CompileOptions, ShapeRange, options_error
+from .source import OnnxModel, check_shapes
 from .tensor import as_array
 
-__all__ = ["Candidate", "Selection", "choose"]
+__all__ = ["Candidate", "Selection", "choose", "load_fastest"]
 
 log = logging.getLogger("unirun")
 
@@ -74,6 +79,48 @@ class Selection:
 
 
 Opener = Callable[[str], Model]
+
+
+def load_fastest(
+    source: Any, args: BuildArgs, cache: CacheArg, strict_precision: bool, sample: Any
+) -> Model:
+    """``unirun.load(..., backend="fastest")``: every candidate built with the caller's
+    arguments, timed on ``sample``, the quickest kept (and the choice stored in the cache)."""
+    model = OnnxModel.from_source(source, base_dir=args.base_dir)
+    if args.calibration is not None:  # read an iterator once for every backend
+        from .quantize import Calibration
+
+        args = dataclasses.replace(args, calibration=Calibration.of(args.calibration))
+    try:  # what no backend can accept is the caller's error, not every candidate's
+        common = CompileOptions(
+            precision=args.precision,  # type: ignore[arg-type]
+            shapes=args.shapes or {},  # type: ignore[arg-type]
+            threads=args.threads,
+            optimization_level=args.optimization_level,
+        )
+    except ValidationError as exc:
+        raise options_error(exc, "compile options") from None
+    check_shapes(model.inputs, common.shapes)
+
+    def open_backend(name: str) -> Model:
+        build = Build(model, args.with_backend(name))
+        artifact, status = build.run(cache)
+        check_precision(artifact, strict_precision)
+        return open_model(name, build.backend, build.device, artifact, status, cache)
+
+    options = args.options
+    if isinstance(options, BaseModel):
+        plugin: Any = {type(options).__qualname__: options.model_dump(mode="json")}
+    else:
+        plugin = dict(options or {})
+    settings = {
+        **common.model_dump(mode="json"),
+        "backend_options": plugin,
+        "strict_precision": strict_precision,
+    }
+    root = None if cache is False else CompileCache.from_option(cache).root
+    device = Device.parse(args.device)
+    return choose(model, device, settings, open_backend, root, sample, common.shapes)
 
 
 def choose(

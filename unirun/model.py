@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .backend import Capabilities, Context, Executable, SupportsContexts, ThreadSafety
+from ._calls import map_engine_error
+from .backend import Capabilities, Context, Executable, ThreadSafety
 from .device import Device
 from .errors import InferenceError, InputError, ModelClosedError, OptionsError, UnirunError
 from .options import CompileOptions, ShapeRange
@@ -149,6 +150,7 @@ class Model:
         capabilities: Capabilities,
         artifact: Artifact,
         cache_status: CacheStatus,
+        error_mapper: object = None,
     ) -> None:
         self.backend = backend
         self.device = device
@@ -159,6 +161,7 @@ class Model:
         self.inputs: list[TensorSpec] = list(executable.inputs)
         self.outputs: list[TensorSpec] = list(executable.outputs)
         self._executable = executable
+        self._mapper = error_mapper
         shapes = self.options.shapes
         self._slots = tuple(_Slot(spec, shapes.get(spec.name)) for spec in self.inputs)
         self._by_name = {slot.name: slot for slot in self._slots}
@@ -194,12 +197,11 @@ class Model:
         feeds = self._feeds(inputs)
         try:
             results = self._run(feeds)
-        except UnirunError:
-            raise
         except Exception as exc:
-            raise InferenceError(
-                f"backend {self.backend!r} failed while running: {type(exc).__name__}: {exc}"
-            ) from exc
+            error = map_engine_error(self.backend, self._mapper, "run", exc)
+            if error is exc:
+                raise
+            raise error from exc
         answers = self._answers
         if len(results) != len(answers):
             raise InferenceError(
@@ -358,15 +360,12 @@ class Model:
             why,
         )
 
-    def _make_runner(self, executable: Executable, safety: ThreadSafety) -> Runner:
+    def _make_runner(self, executable: Any, safety: ThreadSafety) -> Runner:
+        # The core checked at load that the executable has what its thread safety needs.
         if safety is ThreadSafety.CONCURRENT:
-            return executable.infer
+            concurrent: Runner = executable.infer
+            return concurrent
         if safety is ThreadSafety.CONTEXTS:
-            if not isinstance(executable, SupportsContexts):
-                raise UnirunError(
-                    f"backend {self.backend!r} declares thread_safety=contexts but its "
-                    "executable has no create_context(); this is a plugin bug"
-                )
             free = self._contexts
             create = executable.create_context
 
@@ -382,7 +381,7 @@ class Model:
 
             return run_pooled
         lock = threading.Lock()
-        infer = executable.infer
+        infer: Runner = executable.infer
 
         def run_serial(feeds: Mapping[str, Array]) -> Sequence[Array]:
             with lock:

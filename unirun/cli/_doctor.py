@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -16,7 +14,7 @@ from rich.table import Table
 
 from .. import _registry
 from .._version import __version__
-from ..backend import API_VERSION
+from ..backend import API_VERSION, SupportsDiagnosis
 from ..cache import default_cache_dir
 from ..device import Device
 from ..errors import UnirunError
@@ -24,7 +22,6 @@ from ._app import EXIT_CHECK_FAILED, app, check_device, console, escape, write_j
 
 Status = Literal["ok", "warn", "fail", "info"]
 _ICONS = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]", "info": "[dim]·[/]"}
-_NVIDIA_BACKENDS = ("tensorrt",)
 
 
 @dataclass
@@ -59,31 +56,6 @@ def _cache() -> Check:
     return Check("compile cache", "ok", f"{root} (writable)")
 
 
-def _nvidia(needed: bool) -> Check:
-    """The NVIDIA driver, as ``nvidia-smi`` reports it (CUDA backends need it)."""
-    smi = shutil.which("nvidia-smi")
-    if smi is not None:
-        try:
-            out = subprocess.run(
-                [smi, "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=True,
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError) as exc:
-            return Check("NVIDIA driver", "fail" if needed else "warn", f"nvidia-smi failed: {exc}")
-        gpus = "; ".join(line.strip() for line in out.splitlines() if line.strip())
-        return Check("NVIDIA driver", "ok", gpus or "nvidia-smi lists no GPU")
-    status: Status = "fail" if needed else "info"
-    return Check(
-        "NVIDIA driver",
-        status,
-        "not found (no nvidia-smi on PATH)",
-        "install the NVIDIA driver" if needed else "",
-    )
-
-
 def _backend_checks(
     info: _registry.BackendInfo, device: Device | None, requested: bool
 ) -> list[Check]:
@@ -105,6 +77,29 @@ def _backend_checks(
     return checks
 
 
+def _plugin_checks(
+    info: _registry.BackendInfo, device: Device | None, requested: bool
+) -> list[Check]:
+    """What the plugin itself knows to check (drivers, libraries, OS): its ``diagnose()``."""
+    if not info.installed:
+        return []
+    try:  # available or not: unavailable backends are the ones whose diagnosis matters most
+        backend = _registry.backend_object(info.name)
+    except UnirunError:
+        return []
+    if not isinstance(backend, SupportsDiagnosis):
+        return []
+    try:
+        findings = list(backend.diagnose(device))
+    except Exception as exc:  # the contract says never raises; a doctor must not crash
+        return [Check(f"{info.name} diagnosis", "warn", f"diagnose() raised {exc!r}")]
+    bad: Status = "fail" if requested else "warn"
+    return [
+        Check(f.check, "info" if f.ok is None else "ok" if f.ok else bad, f.detail, f.fix)
+        for f in findings
+    ]
+
+
 def _device_check(info: _registry.BackendInfo, device: Device, requested: bool) -> Check:
     name = f"{info.name} on {device}"
     caps = info.capabilities
@@ -121,23 +116,7 @@ def _device_check(info: _registry.BackendInfo, device: Device, requested: bool) 
         if device.matches(found.device):
             return Check(name, "ok", f"{found.device}: {found.description or 'available'}")
     have = ", ".join(str(d.device) for d in info.devices) or "none"
-    fix = ""
-    if device.kind == "cuda" and info.name == "onnxruntime":
-        fix = "pip uninstall onnxruntime && pip install onnxruntime-gpu; check the NVIDIA driver"
-    return Check(name, bad, f"no {device} device is available to {info.name} (found: {have})", fix)
-
-
-def _platform_checks(names: list[str], requested: bool) -> list[Check]:
-    checks = []
-    if "coreml" in names and platform.system() != "Darwin":
-        checks.append(
-            Check(
-                "Core ML",
-                "fail" if requested else "info",
-                f"Core ML runs only on macOS; this is {platform.system()}",
-            )
-        )
-    return checks
+    return Check(name, bad, f"no {device} device is available to {info.name} (found: {have})")
 
 
 @app.command()
@@ -167,15 +146,10 @@ def doctor(
         checks = [Check(f"backend {backend}", "fail", f"unknown backend; known: {known}")]
     else:
         chosen = [i for i in infos if backend is None or i.name == backend]
-        needs_nvidia = (wanted is not None and wanted.kind == "cuda") or any(
-            i.name in _NVIDIA_BACKENDS for i in chosen if backend is not None
-        )
-        checks = [*_system(), _cache(), _nvidia(needs_nvidia)]
-        checks += _platform_checks(
-            [i.name for i in chosen if i.installed or backend is not None], backend is not None
-        )
+        checks = [*_system(), _cache()]
         for info in chosen:
             checks += _backend_checks(info, wanted, backend is not None)
+            checks += _plugin_checks(info, wanted, backend is not None)
         if backend is None:
             checks.append(_overall(wanted))
     failed = [c for c in checks if c.status == "fail"]

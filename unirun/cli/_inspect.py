@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,11 @@ from ..artifact import MANIFEST_NAME, Artifact
 from ..backend import SupportsOpCheck
 from ..device import Device
 from ..dtypes import DType
-from ..source import OnnxModel, graphs
+from ..options import CompileOptions, ShapeRange
+from ..source import OnnxModel, check_shapes, graphs
 from ..tensor import TensorSpec
 from ._app import app, console, escape, human_bytes, write_json
+from ._inputs import parse_shapes
 
 _SHOW_UNSUPPORTED = 8
 
@@ -79,9 +82,12 @@ def model_report(model: OnnxModel) -> dict[str, Any]:
     }
 
 
-def backend_verdicts(model: OnnxModel, only: str | None = None) -> list[dict[str, Any]]:
+def backend_verdicts(
+    model: OnnxModel, only: str | None = None, shapes: Mapping[str, ShapeRange] | None = None
+) -> list[dict[str, Any]]:
     """For every backend that can compile here: can it take the model? (``yes``/``no``/
-    ``unknown``). ``only`` restricts the answer to one backend."""
+    ``unknown``). ``only`` restricts the answer to one backend; ``shapes`` are the shapes it
+    would be compiled with (a backend's operator check may depend on them)."""
     verdicts = []
     specs = model.inputs + model.outputs
     dynamic = [s.name for s in model.inputs if not s.is_static]
@@ -101,7 +107,7 @@ def backend_verdicts(model: OnnxModel, only: str | None = None) -> list[dict[str
         verdict = "unknown"
         if isinstance(backend, SupportsOpCheck):
             try:
-                found = backend.unsupported_ops(model, device)
+                found = backend.unsupported_ops(model, device, shapes or {})
             except Exception as exc:  # an optional helper must not break inspect
                 notes.append(f"operator check failed: {type(exc).__name__}: {exc}")
             else:
@@ -142,6 +148,12 @@ def inspect(
     only: str | None = typer.Option(
         None, "--backend", "-b", help="Ask only this backend (e.g. coreml: which ops it lowers)."
     ),
+    shapes: list[str] = typer.Option(
+        [],
+        "--shape",
+        help="NAME=1x3x224x224 or NAME=MIN:OPT:MAX, as for compile: the operator checks take "
+        "the model with these shapes.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """Describe MODEL and say which available backends can take it.
@@ -159,7 +171,9 @@ def inspect(
     if only is not None:
         _registry.get_backend(only, for_compile=True)  # a clear error if it cannot even compile
     if check_backends:
-        report["backends"] = backend_verdicts(onnx_model, only)
+        bounds = CompileOptions(shapes=parse_shapes(shapes)).shapes  # checked by parse_shapes
+        check_shapes(onnx_model.inputs, bounds)
+        report["backends"] = backend_verdicts(onnx_model, only, bounds)
     if as_json:
         write_json(report)
         return

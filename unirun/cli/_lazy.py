@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "requests finish.",
     ),
     "cache": ("_cache", "Show or clear the compile cache ($UNIRUN_CACHE_DIR)."),
+    "new-plugin": ("_new", "Create a new backend plugin package from unirun's template."),
 }
 
 

@@ -28,7 +28,7 @@ from ._metrics import BOUND_COSINE, BOUND_RELATIVE, compare_outputs
 from ._record import KEY, SLOWER, Candidate, Int8Record, Speed
 
 if TYPE_CHECKING:
-    from ..api import _Build
+    from .._build import Build as _Build
     from ..model import Model
 
 __all__ = ["Int8Plan", "plan"]
@@ -102,7 +102,11 @@ class Int8Plan:
         }
 
     def build(
-        self, host: _Build, staging: Path, engine_dir: Path, cache: bool | str | os.PathLike[str]
+        self,
+        host: _Build,
+        staging: Path,
+        engine_dir: Path | None,
+        cache: bool | str | os.PathLike[str],
     ) -> Artifact:
         runnable = _registry.describe(host.name)[0].available
         with ExitStack() as stack:
@@ -183,7 +187,7 @@ class Int8Plan:
         form: Int8Form,
         ranges: Ranges | None,
         scratch: Path,
-        engine_dir: Path,
+        engine_dir: Path | None,
     ) -> tuple[Artifact, dict[str, Any]]:
         onnx_file = scratch / f"{form.value}.onnx"
         params = emit(
@@ -213,24 +217,28 @@ def _reference(
     """The fp32 model the int8 forms are measured against: the same backend, device and
     options (through the cache, so a later fp32 load is a hit); the ``reference`` backend,
     only to check the calibration data, where the backend cannot run here."""
-    from ..api import _Build, _open
+    from .._build import Build, BuildArgs
+    from .._match import open_model
 
+    shapes = host.options.shapes
     if not runnable:
-        ref = _Build(host.model, "reference", "cpu", "fp32", host.options.shapes, None, None, None)
+        ref = Build(host.model, BuildArgs("reference", "cpu", shapes=shapes))
         artifact, status = ref.run(False)
-        return _open("reference", ref.backend, ref.device.device, artifact, status, False), None
-    fp32 = _Build(
+        return open_model("reference", ref.backend, ref.device, artifact, status, False), None
+    fp32 = Build(
         host.model,
-        host.name,
-        host.device.device,
-        "fp32",
-        host.options.shapes,
-        host.plugin_options,
-        host.options.threads,
-        host.options.optimization_level,
+        BuildArgs(
+            host.name,
+            host.device.device,
+            "fp32",
+            shapes,
+            host.plugin_options,
+            host.options.threads,
+            host.options.optimization_level,
+        ),
     )
     artifact, status = fp32.run(cache)
-    model = _open(host.name, host.backend, host.device.device, artifact, status, cache)
+    model = open_model(host.name, host.backend, host.device, artifact, status, cache)
     return model, sum(f.size for f in artifact.manifest.files)
 
 
@@ -259,10 +267,10 @@ def _measure(
     held: Sequence[Feeds],
     want: Sequence[Mapping[str, Any]],
 ) -> Candidate:
-    from ..api import _open
+    from .._match import open_model
 
     try:
-        with _open(host.name, host.backend, host.device.device, artifact, "off", False) as model:
+        with open_model(host.name, host.backend, host.device, artifact, "off", False) as model:
             got = [model.infer(f) for f in held]
             speed = _speed(reference, model, held[0])
     except UnirunError as exc:

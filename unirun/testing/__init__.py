@@ -2,6 +2,7 @@
 :mod:`unirun.testing.conformance` (the pytest suite every plugin subclasses) and
 :mod:`unirun.testing.onnx_backend` (the official ONNX node tests through any backend)."""
 
+from ._support import load_request
 from .models import (
     conv_net,
     embedding_model,
@@ -23,6 +24,7 @@ __all__ = [
     "byte_classifier",
     "conv_net",
     "embedding_model",
+    "load_request",
     "matmul_symbolic",
     "mlp",
     "multi_io",

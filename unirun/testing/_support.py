@@ -26,7 +26,7 @@ from unirun.tensor import TensorSpec, random_feeds
 
 from . import models
 
-__all__ = ["plugin_from_source"]
+__all__ = ["load_request", "plugin_from_source"]
 
 Array = np.ndarray[Any, Any]
 
@@ -332,3 +332,16 @@ def nan_model(case: str) -> Any:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", models.OPSET)])
     model.ir_version = 8
     return model
+
+
+def load_request(artifact: Any, device: str = "cpu", cache_dir: Path | None = None) -> Any:
+    """The :class:`~unirun.backend.LoadRequest` the core would hand the artifact's backend, for
+    tests that call a plugin's ``load`` directly (to see what it does with an edited manifest,
+    say). The artifact must already be verified (``Artifact.open``)."""
+    from unirun._match import load_request as make
+    from unirun.backend import DeviceInfo
+    from unirun.device import Device
+
+    name = artifact.manifest.backend
+    backend = _registry.backend_object(name)
+    return make(name, backend, DeviceInfo(Device.parse(device)), artifact, cache_dir)

@@ -713,9 +713,9 @@ class BackendConformance:
     def test_tampered_artifact(self, engine: Engine, tampering: str, tmp_path: Path) -> None:
         """A saved artifact whose payload or manifest was altered is refused with ArtifactError.
 
-        Troubleshooting: write every payload file into ``target.directory`` before calling
-        ``target.finish()`` (files written later are not checksummed), and read them back in
-        ``load`` only through ``artifact.path(name)``. When the engine only loads what its own
+        Troubleshooting: write every payload file into ``request.directory`` before
+        ``compile`` returns (files written later are not checksummed), and read them back in
+        ``load`` only through ``request.file(name)``. When the engine only loads what its own
         version built, set ``Capabilities.pins_runtime_version``.
         """
         if tampering == "runtime_version" and not engine.capabilities.pins_runtime_version:
@@ -1053,6 +1053,10 @@ class BackendConformance:
         cases = node_cases(f"^{re.escape(node_test)}$")
         assert cases, f"the installed onnx has no node test {node_test}"
         for case in cases:
+            used = {s.dtype for s in (*graph_inputs(case.model), *graph_outputs(case.model))}
+            undeclared = sorted(str(d) for d in used - set(engine.capabilities.dtypes))
+            if undeclared:
+                pytest.skip(f"backend {engine.name!r} does not declare {', '.join(undeclared)}")
             outcome = run_case(onnx_backend(engine.name), case, str(engine.device))
             assert outcome.status == "pass", f"{outcome.stage}: {outcome.message}"
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import io
 import json
 import platform
 import re
@@ -29,16 +28,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from .. import _registry
+from ..backend import SupportsNativeRunner
 from ..device import Device
 from ..dtypes import DType
 from ..errors import UnirunError
 
 __all__ = [
-    "NATIVE",
+    "NativeBackend",
     "NodeCase",
     "Outcome",
     "compare",
@@ -46,7 +47,6 @@ __all__ = [
     "native_backend",
     "node_cases",
     "onnx_backend",
-    "onnx_device",
     "run_case",
     "run_suite",
     "summarize",
@@ -231,96 +231,44 @@ def _as_declared(value: Any, model: Any, name: str) -> Any:
 # -- native baselines ----------------------------------------------------------------------------
 
 
-class _Rep(Protocol):
-    def run(self, inputs: Any, **kwargs: Any) -> Sequence[Any]: ...
+class _NativeRep:
+    """A model prepared by a plugin's ``native_runner``, as ``onnx.backend`` expects it."""
 
-
-class _Prepare(Protocol):
-    def prepare(self, model: Any, device: str = ..., **kwargs: Any) -> Any: ...
-
-
-class _OpenVinoRep:
-    def __init__(self, compiled: Any, model: Any) -> None:
-        self.compiled = compiled
-        ports = {n for port in compiled.inputs for n in port.get_names()}
-        constants = {t.name for t in model.graph.initializer}
-        graph_inputs = [v.name for v in model.graph.input if v.name not in constants]
-        self.inputs = [(i, n) for i, n in enumerate(graph_inputs) if n in ports]
-        self.outputs = [compiled.output(v.name) for v in model.graph.output]
-
-    def run(self, inputs: Any, **kwargs: Any) -> list[Any]:
-        feeds = {n: inputs[i] for i, n in self.inputs}
-        result = self.compiled.create_infer_request().infer(feeds)
-        return [result[port] for port in self.outputs]
-
-
-class _OpenVinoNative:
-    """OpenVINO through ``Core.read_model``/``compile_model``, exact fp32 arithmetic."""
-
-    @staticmethod
-    def prepare(model: Any, device: str = "CPU", **kwargs: Any) -> _OpenVinoRep:
-        import openvino
-
-        core = openvino.Core()
-        read = core.read_model(io.BytesIO(model.SerializeToString()))
-        compiled = core.compile_model(
-            read, device.upper(), {"INFERENCE_PRECISION_HINT": "f32", **kwargs}
-        )
-        return _OpenVinoRep(compiled, model)
-
-
-class _ReferenceRep:
-    def __init__(self, evaluator: Any, names: list[str]) -> None:
-        self.evaluator = evaluator
+    def __init__(self, run: Callable[[Mapping[str, Any]], Sequence[Any]], names: list[str]):
+        self._run = run
         self.names = names
 
     def run(self, inputs: Any, **kwargs: Any) -> list[Any]:
-        return list(self.evaluator.run(None, dict(zip(self.names, inputs, strict=True))))
+        if isinstance(inputs, Mapping):
+            return list(self._run(inputs))
+        return list(self._run(dict(zip(self.names, inputs, strict=False))))
 
 
-class _ReferenceNative:
-    """ONNX's own ``onnx.reference.ReferenceEvaluator``."""
+class NativeBackend:
+    """The engine's own API, as a plugin exposes it (``SupportsNativeRunner.native_runner``),
+    shaped like an ``onnx.backend`` backend for the node-suite baseline."""
 
-    @staticmethod
-    def prepare(model: Any, device: str = "CPU", **kwargs: Any) -> _ReferenceRep:
-        from onnx.reference import ReferenceEvaluator
+    def __init__(self, name: str, backend: SupportsNativeRunner) -> None:
+        self.name = name
+        self._backend = backend
 
+    def prepare(self, model: Any, device: str = "cpu", **kwargs: Any) -> _NativeRep:
+        run = self._backend.native_runner(model.SerializeToString(), _unirun_device(device))
         constants = {t.name for t in model.graph.initializer}
         names = [v.name for v in model.graph.input if v.name not in constants]
-        return _ReferenceRep(ReferenceEvaluator(model), names)
+        return _NativeRep(run, names)
 
 
-def _onnxruntime_native() -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # it reads onnx.version
-        import onnxruntime.backend
-
-    return onnxruntime.backend
-
-
-#: Each engine's own Python API as an ``onnx.backend`` backend, for the baseline.
-NATIVE: dict[str, Callable[[], Any]] = {
-    "onnxruntime": _onnxruntime_native,
-    "openvino": lambda: _OpenVinoNative,
-    "reference": lambda: _ReferenceNative,
-}
-
-
-def onnx_device(device: str) -> str:
-    """A unirun device string in ``onnx.backend``'s spelling: ``cuda:1`` → ``CUDA:1``."""
-    parsed = Device.parse(device)
-    kind = {"gpu": "CUDA"}.get(parsed.kind, parsed.kind.upper())
-    return kind if parsed.index is None else f"{kind}:{parsed.index}"
-
-
-def native_backend(name: str) -> Any:
-    """The engine's own API for backend ``name`` (``onnxruntime.backend`` for ONNX Runtime)."""
-    try:
-        return NATIVE[name]()
-    except KeyError:
+def native_backend(name: str) -> NativeBackend:
+    """The engine behind backend ``name``, run directly (bypassing unirun) through the plugin's
+    optional ``native_runner``."""
+    backend = _registry.get_backend(name)
+    if not isinstance(backend, SupportsNativeRunner):
         raise UnirunError(
-            f"no native baseline is known for backend {name!r}; known: {', '.join(NATIVE)}"
-        ) from None
+            f"backend {name!r} offers no native baseline: its plugin has no native_runner() "
+            "(see unirun.backend.SupportsNativeRunner)"
+        )
+    return NativeBackend(name, backend)
 
 
 # -- running and comparing -----------------------------------------------------------------------
@@ -521,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs: dict[str, tuple[dict[str, Outcome], float]] = {}
     for mode, backend in modes.items():
         started = time.perf_counter()
-        device = args.device if mode == "unirun" else onnx_device(args.device)
+        device = args.device
         results = run_suite(backend, cases, device, progress)
         runs[mode] = (results, time.perf_counter() - started)
         counts = summarize(results)

@@ -20,7 +20,7 @@ import pytest
 import unirun
 from unirun import BackendUnavailableError, Device, InputError, OptionsError, UnsupportedModelError
 from unirun.model import Model
-from unirun.testing import conv_net, embedding_model, multi_io
+from unirun.testing import conv_net, embedding_model, load_request, multi_io
 from unirun_coreml.backend import CoreMLBackend, CoreMLExecutable
 
 ON_MAC = platform.system() == "Darwin"
@@ -42,7 +42,8 @@ def _standin_predict(package: Path) -> Any:
 
 
 def _model(artifact: unirun.Artifact) -> Model:
-    executable = CoreMLExecutable(_standin_predict(artifact.path("model.mlpackage")), artifact)
+    request = load_request(artifact, "cpu")
+    executable = CoreMLExecutable(_standin_predict(artifact.path("model.mlpackage")), request)
     return Model(backend="coreml", device=Device("cpu"), executable=executable,
                  capabilities=CoreMLBackend.capabilities, artifact=artifact,
                  cache_status="off")  # fmt: skip
@@ -56,7 +57,7 @@ def _native(model: Any, feeds: dict[str, Any]) -> list[Any]:
 def test_compiles_on_any_os_and_records_the_name_map(tmp_path: Path) -> None:
     art = unirun.compile(conv_net(size=16), backend="coreml", shapes=BATCH)
     saved = art.save(tmp_path / "cnn.coreml.unirun")
-    manifest = json.loads((saved / "manifest.json").read_text())
+    manifest = json.loads((saved / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["backend"] == "coreml" and manifest["device"] == "auto"
     assert (saved / "model.mlpackage" / "Manifest.json").is_file()
     io = manifest["extra"]["io"]
@@ -79,7 +80,7 @@ def test_loading_off_macos_raises_backend_unavailable(tmp_path: Path) -> None:
     with pytest.raises(BackendUnavailableError, match="needs macOS"):
         unirun.load(saved)
     with pytest.raises(BackendUnavailableError, match="needs macOS"):
-        CoreMLBackend().load(unirun.Artifact.open(saved), Device("cpu"))
+        CoreMLBackend().load(load_request(unirun.Artifact.open(saved), "cpu"))
 
 
 def test_outputs_match_onnxruntime_with_dynamic_batch() -> None:
@@ -155,7 +156,9 @@ def test_typed_errors() -> None:
         unirun.compile(model, backend="coreml")
     assert info.value.ops == [("nms", "NonMaxSuppression")]
     source = unirun.source.OnnxModel.from_source(model)
-    assert CoreMLBackend().unsupported_ops(source, Device("ane")) == [("nms", "NonMaxSuppression")]
+    assert CoreMLBackend().unsupported_ops(source, Device("ane"), {}) == [
+        ("nms", "NonMaxSuppression")
+    ]
 
 
 def test_constant_inputs_are_baked_in() -> None:

@@ -420,7 +420,7 @@ def test_inspect_and_compile_agree_through_unirun(tmp_path: Any) -> None:
     bounds = {"image": ShapeRange(min=BOUNDS[0], opt=BOUNDS[1], max=BOUNDS[2])}
     ocr = OnnxModel.from_source(crnn_attention())
     assert backend.unsupported_ops(ocr, Device("ane"), bounds) == []
-    assert backend.unsupported_ops(ocr, Device("ane")) == []  # what inspect asks today
+    assert backend.unsupported_ops(ocr, Device("ane"), {}) == []  # inspect without --shape
     [verdict] = backend_verdicts(ocr, "coreml")
     assert verdict["verdict"] == "yes"
     unirun.compile(ocr.proto, backend="coreml", shapes={"image": BOUNDS})

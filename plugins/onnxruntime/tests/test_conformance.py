@@ -3,7 +3,7 @@ the same suite through onnxruntime's own backend API (``onnxruntime.backend``)."
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import ml_dtypes
 import numpy as np
@@ -26,8 +26,12 @@ from unirun.testing.onnx_backend import (
 
 class TestOnnxRuntimeConformance(BackendConformance):
     backend = "onnxruntime"
-    devices = ("cpu", "cuda")  # "gpu" is the same CUDA device under another name
     engine_modules = ("onnxruntime",)
+    xfail: ClassVar[dict[str, str]] = {
+        f"test_dtype_round_trip[{t}-cpu]": f"ONNX Runtime 1.32 carries {t} (Cast has kernels: "
+        "test_packed_types_go_in_and_out) but has no Identity kernel for it"
+        for t in ("int4", "uint4", "int2", "uint2", "float4_e2m1fn", "float8_e8m0fnu")
+    }
 
 
 def _cast(src: int, dst: int, shape: list[int]) -> Any:

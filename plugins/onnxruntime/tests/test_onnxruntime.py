@@ -86,14 +86,14 @@ def test_auto_picks_onnxruntime_on_the_cpu(tmp_path: Path) -> None:
 
 
 def test_predict_reuses_the_loaded_model(tmp_path: Path) -> None:
-    from unirun import api
+    from unirun import _predict
 
     path = tmp_path / "m.onnx"
     onnx.save(mlp(), str(path))
     unirun.predict(path, np.ones((1, 16), np.float32))
-    cached = [m for m in api._predict_models.values() if m.artifact.manifest.source_sha256]
+    cached = [m for m in _predict._predict_models.values() if m.artifact.manifest.source_sha256]
     unirun.predict(path, np.ones((3, 16), np.float32))
-    assert list(api._predict_models.values()) == cached
+    assert list(_predict._predict_models.values()) == cached
 
 
 @pytest.mark.parametrize("level", [0, 1, 2, 3])

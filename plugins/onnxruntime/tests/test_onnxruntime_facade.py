@@ -86,7 +86,7 @@ def test_cache_hit_then_rebuild_after_corruption(cnn_file: Path, cache_dir: Path
 
 def test_artifact_manifest_records_the_engine(cnn_file: Path, tmp_path: Path) -> None:
     saved = unirun.compile(cnn_file, backend="onnxruntime").save(tmp_path / "cnn.unirun")
-    manifest = json.loads((saved / "manifest.json").read_text())
+    manifest = json.loads((saved / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["backend"] == "onnxruntime"
     assert manifest["runtime_version"] == ort.__version__
     assert manifest["device"] == "cpu"

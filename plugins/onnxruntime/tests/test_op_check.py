@@ -40,7 +40,7 @@ def test_the_backend_implements_the_optional_hook() -> None:
 @pytest.mark.parametrize("build", [conv_net, mlp, matmul_symbolic, embedding_model, multi_io])
 def test_models_onnx_runtime_runs_have_nothing_unsupported(build: Any) -> None:
     model = OnnxModel.from_source(build())
-    assert OnnxRuntimeBackend().unsupported_ops(model, CPU) == []
+    assert OnnxRuntimeBackend().unsupported_ops(model, CPU, {}) == []
     unirun.load(model.proto, backend="onnxruntime").close()
 
 
@@ -58,7 +58,7 @@ def test_models_onnx_runtime_runs_have_nothing_unsupported(build: Any) -> None:
     ids=["int64-relu", "fp16-relu", "int32-relu", "custom-domain"],
 )
 def test_answer_matches_what_loading_does(model: Any, refused: bool) -> None:
-    found = OnnxRuntimeBackend().unsupported_ops(OnnxModel.from_source(model), CPU)
+    found = OnnxRuntimeBackend().unsupported_ops(OnnxModel.from_source(model), CPU, {})
     assert found == ([("the_node", model.graph.node[0].op_type)] if refused else [])
     if refused:
         with pytest.raises(UnsupportedModelError):
@@ -85,7 +85,7 @@ def test_nodes_inside_subgraphs_are_checked() -> None:
         [helper.make_tensor_value_info("y", TensorProto.INT64, [2, 3])],
     )
     model = helper.make_model(outer, opset_imports=[helper.make_opsetid("", 17)])
-    found = OnnxRuntimeBackend().unsupported_ops(OnnxModel.from_source(model), CPU)
+    found = OnnxRuntimeBackend().unsupported_ops(OnnxModel.from_source(model), CPU, {})
     assert ("outer_relu", "Relu") in found
     assert [name for name, _ in found].count("the_node") == 2
 
@@ -96,4 +96,4 @@ def test_a_device_this_build_lacks_is_unknown() -> None:
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime build has CUDA; the answer is then known")
     model = OnnxModel.from_source(onnx.ModelProto.FromString(mlp().SerializeToString()))
-    assert OnnxRuntimeBackend().unsupported_ops(model, Device("cuda", 0)) is None
+    assert OnnxRuntimeBackend().unsupported_ops(model, Device("cuda", 0), {}) is None

@@ -50,7 +50,7 @@ def _check(model: unirun.Model, proto: Any) -> None:
 
 def _edit_manifest(artifact: Path, **changes: Any) -> None:
     path = artifact / "manifest.json"
-    manifest = json.loads(path.read_text())
+    manifest = json.loads(path.read_text(encoding="utf-8"))
     for key, value in changes.items():
         if key == "extra":
             manifest["extra"].update(value)
@@ -65,7 +65,7 @@ def _replace_payload(artifact: Path, name: str, data: bytes) -> None:
     only OpenVINO can object."""
     (artifact / name).write_bytes(data)
     path = artifact / "manifest.json"
-    manifest = json.loads(path.read_text())
+    manifest = json.loads(path.read_text(encoding="utf-8"))
     for entry in manifest["files"]:
         if entry["path"] == name:
             entry.update(size=len(data), sha256=hashlib.sha256(data).hexdigest())
@@ -82,7 +82,7 @@ def saved(tmp_path: Path) -> tuple[Any, Path]:
 
 def test_artifact_holds_blob_and_exact_ir(saved: tuple[Any, Path]) -> None:
     _, path = saved
-    manifest = json.loads((path / "manifest.json").read_text())
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     assert sorted(f["path"] for f in manifest["files"]) == ["model.bin", "model.blob", "model.xml"]
     assert manifest["runtime_version"] == ov.__version__
     assert manifest["extra"]["ov_device"] == "CPU"

@@ -75,7 +75,7 @@ def test_reversed_outputs_in_a_manifest_are_refused(tmp_path: Path) -> None:
     saved = unirun.compile(multi_io(), backend="openvino", device="cpu", cache=False).save(
         tmp_path / "multi.ov.unirun"
     )
-    manifest = json.loads((saved / "manifest.json").read_text())
+    manifest = json.loads((saved / "manifest.json").read_text(encoding="utf-8"))
     manifest["outputs"].reverse()
     (saved / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="does not match its sha256"):

@@ -18,10 +18,9 @@ import pytest
 from onnx import TensorProto, helper
 
 import unirun
-from unirun import ArtifactError, InvalidModelError, OptionsError
-from unirun.artifact import Artifact
-from unirun.device import Device
-from unirun.testing import mlp
+from unirun import ArtifactError, InvalidModelError, OptionsError, UnsupportedModelError
+from unirun.artifact import Artifact, manifest_digest
+from unirun.testing import load_request, mlp
 from unirun.testing.models import streaming_vad
 from unirun.testing.onnx_backend import native_backend, node_cases, onnx_backend, run_suite
 from unirun_openvino import OpenVINOBackend
@@ -49,9 +48,11 @@ def _two_outputs() -> Any:
 
 
 def _edited(path: Path, change: Any) -> Path:
-    manifest = json.loads((path / "manifest.json").read_text())
+    """Edit the manifest and reseal its digest, as an attacker with write access would."""
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     change(manifest)
-    (path / "manifest.json").write_text(json.dumps(manifest))
+    manifest["sha256"] = manifest_digest(manifest)
+    (path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     return path
 
 
@@ -67,7 +68,7 @@ def test_outputs_follow_openvinos_names_not_the_manifest_order(tmp_path: Path, d
     _edited(path, lambda m: m["outputs"].reverse())
     reordered = Artifact.open(path)
     assert [s.name for s in reordered.outputs] == ["b", "a"]
-    executable = OpenVINOBackend().load(reordered, Device(device))
+    executable = OpenVINOBackend().load(load_request(reordered, device)).create_context()
     try:
         b, a = executable.infer({"x": X})
     finally:
@@ -104,7 +105,7 @@ def test_a_manifest_cannot_set_engine_properties_unirun_does_not(
     planted = {k: v.format(tmp=tmp_path) for k, v in value.items()}
     _edited(path, lambda m: m["extra"].setdefault(field, {}).update(planted))
     with pytest.raises(ArtifactError, match=f"asks OpenVINO for {named}") as info:
-        OpenVINOBackend().load(Artifact.open(path), Device("cpu"), tmp_path / "engine-cache")
+        OpenVINOBackend().load(load_request(Artifact.open(path), "cpu", tmp_path / "engines"))
     assert info.value.field == "extra"
     with pytest.raises(ArtifactError, match="recompile the model instead of editing"):
         unirun.load(path)
@@ -341,3 +342,19 @@ def test_shapes_that_fail_without_a_fallback_raise_the_models_own_error() -> Non
     model.ir_version = 8
     with pytest.raises(unirun.UnsupportedModelError, match="FooBar"):
         unirun.compile(model, backend="openvino", device="cpu", shapes={"x": (3,)}, cache=False)
+
+
+def test_a_dimension_past_openvinos_limit_is_refused_not_clamped() -> None:
+    """OpenVINO clamps an Expand to 2**31 elements to shape (2147483647,) and runs it: the
+    plugin refuses such a model at compile time instead (issue 11, item 10)."""
+    graph = helper.make_graph(
+        [helper.make_node("Expand", ["x", "shape"], ["y"], name="expand")],
+        "huge",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2**31])],
+        [helper.make_tensor("shape", TensorProto.INT64, [1], [2**31])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    with pytest.raises(UnsupportedModelError, match="past OpenVINO's limit"):
+        unirun.compile(model, backend="openvino", device="cpu", cache=False)

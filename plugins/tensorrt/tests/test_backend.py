@@ -46,12 +46,25 @@ def test_auto_does_not_pick_an_unavailable_tensorrt(unavailable: str) -> None:
 
 
 def test_diagnosis_names_each_piece_and_the_fix(unavailable: str) -> None:
-    lines = TensorRTBackend().diagnose()
-    names = [line.split(": ", 2)[1] for line in lines]
+    findings = TensorRTBackend().diagnose(None)
+    names = [f.check for f in findings]
     assert names[0] == "cuda-bindings" and names[-1] == "TensorRT"
-    assert all(line.startswith(("ok: ", "missing: ")) for line in lines)
-    missing = [line for line in lines if line.startswith("missing: ")]
-    assert missing and all("fix: " in line or "GPU" in line for line in missing)
+    missing = [f for f in findings if not f.ok]
+    assert missing and all(f.fix or "GPU" in f.check for f in missing)
+
+
+def test_doctor_prints_the_plugins_diagnosis(unavailable: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "unirun", "doctor", "-b", "tensorrt", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 3
+    checks = {c["name"]: c for c in json.loads(out.stdout)["checks"]}
+    assert (
+        checks["TensorRT"]["status"] == "fail" and "unirun-tensorrt[" in checks["TensorRT"]["fix"]
+    )
 
 
 def test_cli_lists_the_backend(unavailable: str) -> None:

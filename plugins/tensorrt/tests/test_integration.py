@@ -111,7 +111,7 @@ def test_saved_plan_round_trip_and_mismatch(tmp_path: Path) -> None:
         np.testing.assert_allclose(
             model({"image": x})["logits"], reference(proto, {"image": x})[0], rtol=1e-4, atol=1e-5
         )
-    manifest = json.loads((saved / "manifest.json").read_text())
+    manifest = json.loads((saved / "manifest.json").read_text(encoding="utf-8"))
     manifest["extra"]["plan"]["gpu_name"] = "Some Other GPU"
     (saved / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError) as info:

@@ -1,11 +1,16 @@
-"""Engine exceptions to unirun errors: the most specific type, a message without the trace."""
+"""Engine exceptions to unirun errors: the most specific type, a message without the trace.
+
+The core calls :func:`map_error` (through ``TemplateBackend.map_error``) with whatever the
+engine raised, chains the original and cuts long messages; returning None leaves the default
+for the stage (``CompileError``, ``ArtifactError`` or ``InferenceError``).
+"""
 
 from __future__ import annotations
 
 import re
 
+from unirun.backend import Stage
 from unirun.errors import (
-    CompileError,
     InferenceError,
     InvalidModelError,
     UnirunError,
@@ -17,15 +22,9 @@ _UNSUPPORTED = re.compile(r"unsupported op(?:erator)? '?(\w+)'?(?: in node '?([\
 _INVALID = re.compile(r"invalid (?:model|graph)", re.IGNORECASE)
 
 
-def message(exc: BaseException) -> str:
-    """The engine's message: first paragraph only, at most 600 characters."""
-    text = str(exc).strip().split("\n\n", 1)[0]
-    return text if len(text) <= 600 else text[:600] + " …"
-
-
-def map_error(exc: Exception, stage: str) -> UnirunError:
+def map_error(exc: BaseException, stage: Stage) -> UnirunError | None:
     """The unirun error for an engine exception raised while ``stage`` (compile/load/run)."""
-    text = message(exc)
+    text = str(exc).strip().split("\n\n", 1)[0]  # the first paragraph: no engine trace
     if stage == "run":
         return InferenceError(f"the engine failed while running: {text}")
     unsupported = _UNSUPPORTED.search(text)
@@ -34,4 +33,4 @@ def map_error(exc: Exception, stage: str) -> UnirunError:
         return UnsupportedModelError(f"the engine has no operator {op}: {text}", [(node, op)])
     if _INVALID.search(text):
         return InvalidModelError(f"the engine rejected the model: {text}")
-    return CompileError(f"the engine failed to {'load' if stage == 'load' else 'build'}: {text}")
+    return None

@@ -4,21 +4,38 @@ This skeleton is written against an imaginary SDK (``ENGINE_MODULE``) with three
 ``compile(onnx_bytes, device=..., **options) -> bytes``, ``load(blob, device=...) -> program``
 and ``program.run({name: array}) -> list[array]``. probe() reports it missing, so the plugin
 declares itself unavailable until you wire in a real engine.
+
+The core hands this module plain values (:class:`~unirun.backend.CompileRequest`,
+:class:`~unirun.backend.LoadRequest`) and has already checked what ``capabilities`` declares:
+dtypes, device kinds, precision, shapes. Engine exceptions need no ``try/except`` here: the core
+passes them to :meth:`TemplateBackend.map_error`.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import platform
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from unirun.backend import API_VERSION, Capabilities, DeviceInfo, Probe, Target, ThreadSafety
+from unirun.backend import (
+    API_VERSION,
+    Capabilities,
+    CompileRequest,
+    CompileResult,
+    DeviceInfo,
+    DynamicShapes,
+    Finding,
+    LoadRequest,
+    Probe,
+    Stage,
+    ThreadSafety,
+)
 from unirun.device import Device
-from unirun.errors import ArtifactError, ModelClosedError, UnsupportedModelError
+from unirun.errors import ModelClosedError, UnirunError
 from unirun.source import fix_input_shapes, graph_inputs, graph_outputs
 from unirun.tensor import TensorSpec
 
@@ -27,7 +44,6 @@ from ._errors import map_error
 from .options import TemplateOptions
 
 if TYPE_CHECKING:
-    from unirun.artifact import Artifact
     from unirun.source import OnnxModel
 
 Array = np.ndarray[Any, Any]
@@ -52,7 +68,7 @@ class TemplateBackend:
         device_kinds=("cpu",),
         precisions=("fp32",),
         dtypes=tuple(TO_ENGINE),
-        dynamic_shapes="free",
+        dynamic_shapes=DynamicShapes.FREE,
         thread_safety=ThreadSafety.SERIAL,
         artifact_format="template-blob",
         pins_runtime_version=True,
@@ -65,42 +81,51 @@ class TemplateBackend:
         except Exception as exc:  # ImportError, or a native library that fails to load
             return Probe(
                 False,
-                f"this is the unirun plugin template, with no engine behind it ({ENGINE_MODULE} "
-                f"cannot be imported: {exc}); copy plugins/_template and wire in an engine",
+                f"no engine is wired into this plugin yet ({ENGINE_MODULE} cannot be imported: "
+                f"{exc}); see the plugin authoring guide",
             )
         return Probe(True, "", str(getattr(engine, "__version__", "unknown")))
 
     def devices(self) -> list[DeviceInfo]:
-        return [DeviceInfo(Device("cpu"), "host CPU")]
+        # identity: what compiled code depends on. An engine that compiles for the host CPU's
+        # instruction set names it, so an artifact built on an AVX-512 machine never loads on
+        # an AVX2 one; leave it "" only if the payload runs on any CPU.
+        return [DeviceInfo(Device("cpu"), platform.processor() or "host CPU", platform.machine())]
 
-    def compile(self, model: OnnxModel, target: Target) -> Artifact:
+    def compile(self, model: OnnxModel, request: CompileRequest) -> CompileResult:
         engine = _engine()
-        options = TemplateOptions.model_validate(target.options.backend_options)
+        options = request.plugin_options
+        assert isinstance(options, TemplateOptions)  # validated by the core
         # for_engine(inline=True): the weights inline, read from the model's checked files
-        proto = fix_input_shapes(model.for_engine(inline=True), target.options.shapes)
-        inputs, outputs = graph_inputs(proto), graph_outputs(proto)
-        _check_dtypes([*inputs, *outputs])
-        try:
-            blob = engine.compile(
-                proto.SerializeToString(),
-                device=target.device.kind,
-                threads=target.options.threads,
-                **options.model_dump(exclude_none=True),
-            )
-        except Exception as exc:
-            raise map_error(exc, "compile") from exc
-        (target.directory / PAYLOAD).write_bytes(blob)
-        return target.finish(inputs, outputs)
+        proto = fix_input_shapes(model.for_engine(inline=True), request.options.shapes)
+        blob = engine.compile(
+            proto.SerializeToString(),
+            device=request.device.device.kind,
+            threads=request.options.threads,
+            **options.model_dump(exclude_none=True),
+        )
+        (request.directory / PAYLOAD).write_bytes(blob)
+        return CompileResult(graph_inputs(proto), graph_outputs(proto))
 
-    def load(
-        self, artifact: Artifact, device: Device, cache_dir: Path | None = None
-    ) -> TemplateExecutable:
+    def load(self, request: LoadRequest) -> TemplateExecutable:
         engine = _engine()
-        try:
-            program = engine.load(artifact.path(PAYLOAD).read_bytes(), device=device.kind)
-        except Exception as exc:
-            raise ArtifactError(f"the engine cannot load this artifact: {exc}") from exc
-        return TemplateExecutable(program, artifact.inputs, artifact.outputs)
+        program = engine.load(request.file(PAYLOAD).read_bytes(), device=request.device.device.kind)
+        return TemplateExecutable(program, request.inputs, request.outputs)
+
+    def map_error(self, exc: BaseException, stage: Stage) -> UnirunError | None:
+        return map_error(exc, stage)
+
+    def diagnose(self, device: Device | None) -> list[Finding]:
+        """What ``unirun doctor`` checks for this backend beyond probe(): libraries, drivers…"""
+        probe = self.probe()
+        return [
+            Finding(
+                f"engine SDK {ENGINE_MODULE}",
+                probe.available,
+                probe.version or probe.reason,
+                "" if probe.available else f"pip install {ENGINE_MODULE}",
+            )
+        ]
 
 
 class TemplateExecutable:
@@ -116,21 +141,10 @@ class TemplateExecutable:
     def infer(self, feeds: Mapping[str, Array]) -> Sequence[Array]:
         program = self._program  # a concurrent close() must not pull it from under this call
         if program is None:
-            raise ModelClosedError("this template model was closed")
-        try:
-            results = program.run(dict(feeds))
-        except Exception as exc:
-            raise map_error(exc, "run") from exc
+            raise ModelClosedError("this model was closed")
+        results = program.run(dict(feeds))
         # Copy: the engine may reuse its output buffers on the next call.
         return [np.array(r, copy=True) for r in results]
 
     def close(self) -> None:
         self._program = None
-
-
-def _check_dtypes(specs: Sequence[TensorSpec]) -> None:
-    missing = [str(spec) for spec in specs if spec.dtype not in TO_ENGINE]
-    if missing:
-        raise UnsupportedModelError(
-            f"the engine has no tensors of these types: {'; '.join(missing)}"
-        )

@@ -10,19 +10,28 @@ import logging
 import platform
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from unirun.backend import API_VERSION, Capabilities, DeviceInfo, Probe, Target, ThreadSafety
+from unirun.backend import (
+    API_VERSION,
+    Capabilities,
+    CompileRequest,
+    CompileResult,
+    DeviceInfo,
+    DynamicShapes,
+    Finding,
+    LoadRequest,
+    Probe,
+    ThreadSafety,
+)
 from unirun.device import Device
 from unirun.dtypes import DType
 from unirun.errors import (
     ArtifactError,
     BackendUnavailableError,
     CompileError,
-    InferenceError,
     InputError,
     UnirunError,
 )
@@ -33,7 +42,6 @@ from ._iomap import TensorMapping
 from .options import CoreMLOptions
 
 if TYPE_CHECKING:
-    from unirun.artifact import Artifact
     from unirun.source import OnnxModel
 
 Array = np.ndarray[Any, Any]
@@ -57,7 +65,7 @@ class CoreMLBackend:
         device_kinds=("ane", "gpu", "cpu", "npu", "auto"),
         precisions=("fp32", "fp16"),
         dtypes=(DType.FLOAT32, DType.FLOAT16, DType.INT32, DType.INT64, DType.BOOL),
-        dynamic_shapes="bounded",
+        dynamic_shapes=DynamicShapes.BOUNDED,
         thread_safety=ThreadSafety.SERIAL,
         artifact_format="mlpackage",
         # Below ONNX Runtime's CPU: the translator is young, so Core ML is chosen automatically
@@ -97,7 +105,7 @@ class CoreMLBackend:
         self,
         model: OnnxModel,
         device: Device,
-        shapes: Mapping[str, ShapeRange] | None = None,
+        shapes: Mapping[str, ShapeRange],
     ) -> list[tuple[str, str]]:
         """The nodes ``compile`` would refuse, found by the translator's own checks and
         lowering (nothing is converted). Without ``shapes``, dynamic dims stay symbolic."""
@@ -114,25 +122,27 @@ class CoreMLBackend:
 
     # -- compile -------------------------------------------------------------------------------
 
-    def compile(self, model: OnnxModel, target: Target) -> Artifact:
+    def compile(self, model: OnnxModel, request: CompileRequest) -> CompileResult:
         from ._translate import translate
 
-        options = CoreMLOptions.model_validate(target.options.backend_options)
+        options = request.plugin_options
+        assert isinstance(options, CoreMLOptions)  # validated by the core
+        target = request.options
         proto = model.for_engine(inline=True)  # the translator needs the weights inline
         constants = {k: np.asarray(v) for k, v in options.constant_inputs.items()}
         result = translate(
             proto,
-            shapes={name: _shape(bounds) for name, bounds in target.options.shapes.items()},
-            precision=target.options.precision,
+            shapes={name: _shape(bounds) for name, bounds in target.shapes.items()},
+            precision=target.precision,
             constant_inputs=constants,
             deployment_target=options.deployment_target,
         )
         try:
-            result.save(target.directory / PACKAGE)
+            result.save(request.directory / PACKAGE)
         except Exception as exc:
             raise CompileError(f"coremltools could not save the ML Program: {exc}") from exc
         inputs = [spec for spec in model.inputs if spec.name not in constants]
-        return target.finish(
+        return CompileResult(
             inputs,
             model.outputs,
             {
@@ -146,33 +156,56 @@ class CoreMLBackend:
 
     # -- load ----------------------------------------------------------------------------------
 
-    def load(
-        self, artifact: Artifact, device: Device, cache_dir: Path | None = None
-    ) -> CoreMLExecutable:
+    def load(self, request: LoadRequest) -> CoreMLExecutable:
         probe = self.probe()
         if not probe.available:
             raise BackendUnavailableError(f"cannot load a Core ML model here: {probe.reason}")
         ct = coremltools()
-        units = getattr(ct.ComputeUnit, COMPUTE_UNITS[device.kind])
+        units = getattr(ct.ComputeUnit, COMPUTE_UNITS[request.device.device.kind])
         try:
             with quiet():
-                mlmodel = ct.models.MLModel(str(artifact.path(PACKAGE)), compute_units=units)
+                mlmodel = ct.models.MLModel(str(request.file(PACKAGE)), compute_units=units)
         except UnirunError:
             raise
         except Exception as exc:
             raise ArtifactError(f"Core ML cannot load the artifact's ML Program: {exc}") from exc
-        return CoreMLExecutable(mlmodel.predict, artifact)
+        return CoreMLExecutable(mlmodel.predict, request)
+
+    def diagnose(self, device: Device | None) -> list[Finding]:
+        """``unirun doctor -b coreml``: coremltools, and the macOS Core ML execution needs."""
+        probe = self.probe()
+        found = [
+            Finding(
+                "coremltools",
+                probe.version is not None,
+                probe.version or probe.reason,
+                "" if probe.version else "pip install 'coremltools>=9,<10'",
+            )
+        ]
+        system = platform.system()
+        on_mac = system == "Darwin"
+        found.append(
+            Finding(
+                "Core ML runtime",
+                probe.available if on_mac else False,
+                probe.reason or f"macOS {platform.mac_ver()[0]}",
+                ""
+                if on_mac
+                else "run on macOS 12 or newer; unirun.compile builds .mlpackage artifacts here",
+            )
+        )
+        return found
 
 
 class CoreMLExecutable:
     """Feeds Core ML by its own names and types, and returns ONNX's: int64 travels as int32,
     bool outputs come back as int32, and a rank-0 input is fed as shape (1,)."""
 
-    def __init__(self, predict: Predict, artifact: Artifact) -> None:
+    def __init__(self, predict: Predict, request: LoadRequest) -> None:
         self._predict: Predict | None = predict
-        self.inputs = artifact.inputs
-        self.outputs = artifact.outputs
-        io = artifact.manifest.extra.get("io")
+        self.inputs = list(request.inputs)
+        self.outputs = list(request.outputs)
+        io = request.extra.get("io")
         if not isinstance(io, dict):
             raise ArtifactError("the manifest lacks the Core ML name map (extra.io)", field="extra")
         by_onnx = {m["onnx_name"]: TensorMapping(**{**m, "shape": _shape_of(m)})
@@ -209,10 +242,7 @@ class CoreMLExecutable:
                     )
                 array = array.astype(dtype)
             coreml[coreml_name] = array.reshape(1) if scalar else array
-        try:
-            produced = predict(coreml)
-        except Exception as exc:
-            raise InferenceError(f"Core ML failed while running: {exc}") from exc
+        produced = predict(coreml)  # Core ML's exceptions: the core maps them (InferenceError)
         results = []
         for coreml_name, dtype, scalar in self._results:
             value = np.asarray(produced[coreml_name])

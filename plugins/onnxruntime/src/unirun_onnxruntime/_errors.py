@@ -54,7 +54,7 @@ def clean(text: str) -> str:
 
 def message(exc: BaseException) -> str:
     text = clean(_PREFIX.sub("", str(exc)).strip())
-    return text if len(text) <= 600 else text[:600] + " …"
+    return text  # the core cuts long messages
 
 
 def out_of_space(exc: BaseException, directory: Path, size: int) -> UnirunError | None:
@@ -84,7 +84,7 @@ def out_of_space(exc: BaseException, directory: Path, size: int) -> UnirunError 
     return None
 
 
-def map_error(exc: Exception, stage: str) -> UnirunError:
+def map_error(exc: BaseException, stage: str) -> UnirunError:
     """The unirun error for an ONNX Runtime exception raised while ``stage`` (compile/load/run)."""
     kind = type(exc).__name__
     text = message(exc)

@@ -7,7 +7,7 @@ import itertools
 import logging
 import platform
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,15 +16,20 @@ import numpy as np
 from unirun.backend import (
     API_VERSION,
     Capabilities,
+    CompileRequest,
+    CompileResult,
     DeviceInfo,
+    DynamicShapes,
+    Finding,
     Int8Form,
+    LoadRequest,
     Probe,
-    Target,
+    Stage,
     ThreadSafety,
 )
 from unirun.device import Device
 from unirun.dtypes import DType
-from unirun.errors import DeviceError, InferenceError, ModelClosedError
+from unirun.errors import DeviceError, ModelClosedError, UnirunError, UnsupportedModelError
 from unirun.options import Precision
 from unirun.quantize import compute_precision, to_fp16
 from unirun.source import build_with_fixed_shapes, graphs
@@ -37,7 +42,7 @@ from ._ops import unsupported_ops
 from .options import OnnxRuntimeOptions
 
 if TYPE_CHECKING:
-    from unirun.artifact import Artifact
+    from unirun.options import ShapeRange
     from unirun.source import OnnxModel
 
 Array = np.ndarray[Any, Any]
@@ -71,7 +76,7 @@ class OnnxRuntimeBackend:
     api_version = API_VERSION
     options_model = OnnxRuntimeOptions
     capabilities = Capabilities(
-        device_kinds=("cpu", "cuda", "gpu"),
+        device_kinds=("cpu", "cuda"),  # device="gpu" finds CUDA devices (a GPU kind)
         # fp16: the graph is converted (unirun.quantize.to_fp16); int8: the core hands over Q/DQ
         # or dynamically quantized graphs, which the CPU provider fuses into int8 kernels.
         precisions=("fp32", "fp16", "int8"),
@@ -96,12 +101,20 @@ class OnnxRuntimeBackend:
             DType.FLOAT8_E4M3FNUZ,
             DType.FLOAT8_E5M2,
             DType.FLOAT8_E5M2FNUZ,
+            # Carried as raw bits too (Cast and the quantization ops have kernels for them),
+            # though ONNX Runtime 1.32 has no Identity kernel for these.
+            DType.FLOAT8_E8M0,
+            DType.FLOAT4_E2M1,
+            DType.INT4,
+            DType.UINT4,
+            DType.INT2,
+            DType.UINT2,
         ),
-        dynamic_shapes="free",
+        dynamic_shapes=DynamicShapes.FREE,
         thread_safety=ThreadSafety.CONCURRENT,
         artifact_format="onnx",
         pins_runtime_version=False,
-        priority={"cpu": 50, "cuda": 60, "gpu": 60},
+        priority={"cpu": 50, "cuda": 60},
     )
 
     def probe(self) -> Probe:
@@ -122,7 +135,9 @@ class OnnxRuntimeBackend:
         found.append(DeviceInfo(Device("cpu"), _cpu_name()))
         return found
 
-    def unsupported_ops(self, model: OnnxModel, device: Device) -> list[tuple[str, str]] | None:
+    def unsupported_ops(
+        self, model: OnnxModel, device: Device, shapes: Mapping[str, ShapeRange]
+    ) -> list[tuple[str, str]] | None:
         """Nodes without a kernel on ``device``'s execution provider, from ONNX Runtime's kernel
         registry (:class:`unirun.backend.SupportsOpCheck`); None if this build lacks it."""
         ort = _ort()
@@ -133,20 +148,21 @@ class OnnxRuntimeBackend:
 
     # -- compile -------------------------------------------------------------------------------
 
-    def compile(self, model: OnnxModel, target: Target) -> Artifact:
+    def compile(self, model: OnnxModel, request: CompileRequest) -> CompileResult:
         """Write ONNX Runtime's offline-optimised graph as the payload.
 
         The graph is optimised no further than EXTENDED (BASIC for CUDA) so that the saved file
         holds no layout tied to this CPU; the remaining passes run again, quickly, at load.
         """
         ort = _ort()
-        options = _plugin_options(target.options.backend_options)
+        options = _options(request.plugin_options)
+        target, device = request.options, request.device.device
         so = ort.SessionOptions()
-        requested = target.options.optimization_level
-        ceiling = 1 if target.device.kind != "cpu" else 2
+        requested = target.optimization_level
+        ceiling = 1 if device.kind != "cpu" else 2
         level = ceiling if requested is None else min(requested, ceiling)
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[level])
-        so.optimized_model_filepath = str(target.directory / PAYLOAD)
+        so.optimized_model_filepath = str(request.directory / PAYLOAD)
         if model.has_external_data:
             so.add_session_config_entry(
                 "session.optimized_model_external_initializers_file_name", _WEIGHTS
@@ -164,41 +180,39 @@ class OnnxRuntimeBackend:
 
         def build(proto: Any) -> Any:
             source = model.data if proto is model.proto else proto.SerializeToString()
-            return _session(ort, source, so, target.device, options, "compile", size)
+            return _session(ort, source, so, device, options, "compile", size)
 
-        fp16 = target.options.precision == "fp16"
+        fp16 = target.precision == "fp16"
         if fp16:
-            converted = to_fp16(model, target.options.shapes, keep_io_types=not options.fp16_io)
-            session = _session(ort, converted, so, target.device, options, "compile", size)
+            converted = to_fp16(model, target.shapes, keep_io_types=not options.fp16_io)
+            session = _session(ort, converted, so, device, options, "compile", size)
         elif isinstance(readable, Path):
             # External weights resolve relative to the file, so hand ONNX Runtime the path; the
             # fixed shapes are then only enforced by unirun's feed checks, not baked in.
-            session = _session(ort, str(readable), so, target.device, options, "compile", size)
+            session = _session(ort, str(readable), so, device, options, "compile", size)
         else:
             session = build_with_fixed_shapes(
-                readable, target.options.shapes, build, engine="ONNX Runtime", logger=log
+                readable, target.shapes, build, engine="ONNX Runtime", logger=log
             )
         inputs = [_spec(arg) for arg in session.get_inputs()]
         outputs = [_spec(arg) for arg in session.get_outputs()]
         del session
-        extra: dict[str, Any] = {"providers": _providers(target.device, options)[0]}
+        extra: dict[str, Any] = {"providers": _providers(device, options)[0]}
         # ONNX Runtime computes in the graph's own types: an fp32 build is fp32 everywhere; an
         # fp16 build wraps ops it has no fp16 kernel for in Casts to fp32, so ask its graph.
-        computed: Precision | None = "fp32" if target.options.precision == "fp32" else None
+        computed: Precision | None = "fp32" if target.precision == "fp32" else None
         if fp16:
             computed, extra["fp16_heavy_ops"] = compute_precision(
                 _onnx().load(so.optimized_model_filepath, load_external_data=False)
             )
-        return target.finish(inputs, outputs, extra, precision=computed)
+        return CompileResult(inputs, outputs, extra, precision=computed)
 
     # -- load ----------------------------------------------------------------------------------
 
-    def load(
-        self, artifact: Artifact, device: Device, cache_dir: Path | None = None
-    ) -> OrtExecutable:
+    def load(self, request: LoadRequest) -> OrtExecutable:
         ort = _ort()
-        compile_options = artifact.manifest.options
-        options = _plugin_options(compile_options.backend_options)
+        compile_options = request.options
+        options = _options(request.plugin_options)
         so = ort.SessionOptions()
         level = compile_options.optimization_level
         so.graph_optimization_level = getattr(
@@ -214,8 +228,33 @@ class OnnxRuntimeBackend:
             so.add_session_config_entry(
                 "session.intra_op.allow_spinning", "1" if options.allow_spinning else "0"
             )
-        session = _session(ort, str(artifact.path(PAYLOAD)), so, device, options, "load")
+        session = _session(
+            ort, str(request.file(PAYLOAD)), so, request.device.device, options, "load"
+        )
         return OrtExecutable(session)
+
+    # -- optional methods ----------------------------------------------------------------------
+
+    def map_error(self, exc: BaseException, stage: Stage) -> UnirunError | None:
+        """ONNX Runtime's exceptions to unirun errors (status prefix and C++ frames removed)."""
+        return map_error(exc, stage)
+
+    def diagnose(self, device: Device | None) -> list[Finding]:
+        """``unirun doctor -b onnxruntime``: the providers this build has and, for a CUDA
+        device, what a CUDA run needs."""
+        return _diagnose(_ort(), device)
+
+    def native_runner(
+        self, model: bytes, device: Device
+    ) -> Callable[[Mapping[str, Array]], Sequence[Array]]:
+        """``InferenceSession`` with ONNX Runtime's defaults, bypassing unirun (node-suite
+        baseline)."""
+        ort = _ort()
+        providers = ["CPUExecutionProvider"] if device.kind == "cpu" else [_CUDA]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            session = ort.InferenceSession(model, providers=providers)
+        return lambda feeds: session.run(None, dict(feeds))
 
 
 class OrtExecutable:
@@ -231,12 +270,8 @@ class OrtExecutable:
             self._run = self._run_narrow  # only models with such types pay for the bridge
 
     def infer(self, feeds: Mapping[str, Array]) -> Sequence[Array]:
-        try:
-            return self._run(None, feeds)  # type: ignore[no-any-return]
-        except Exception as exc:
-            if self._session is None:
-                raise ModelClosedError("the ONNX Runtime session was closed") from exc
-            raise map_error(exc, "run") from exc
+        # ONNX Runtime's exceptions go to the backend's map_error (the core calls it).
+        return self._run(None, feeds)  # type: ignore[no-any-return]
 
     def _run_narrow(self, names: None, feeds: Mapping[str, Array]) -> list[Array]:
         """``session.run`` for models with inputs or outputs numpy's bridge cannot carry."""
@@ -268,8 +303,50 @@ def _closed(*_: Any) -> Any:
     raise ModelClosedError("the ONNX Runtime session was closed")
 
 
-def _plugin_options(data: Mapping[str, Any]) -> OnnxRuntimeOptions:
-    return OnnxRuntimeOptions.model_validate(dict(data))
+def _options(options: Any) -> OnnxRuntimeOptions:
+    assert isinstance(options, OnnxRuntimeOptions)  # validated by the core
+    return options
+
+
+def _diagnose(ort: Any, device: Device | None) -> list[Finding]:
+    providers = ort.get_available_providers()
+    found = [Finding("onnxruntime", None, f"{ort.__version__}: {', '.join(providers)}")]
+    if device is not None and device.kind in ("cuda", "gpu"):
+        found.append(
+            Finding(
+                "CUDA execution provider",
+                _CUDA in providers,
+                "present" if _CUDA in providers else "this onnxruntime build has no CUDA",
+                ""
+                if _CUDA in providers
+                else "pip uninstall onnxruntime && pip install "
+                "onnxruntime-gpu; check the NVIDIA driver (nvidia-smi)",
+            )
+        )
+        found.append(_nvidia_driver())
+    return found
+
+
+def _nvidia_driver() -> Finding:
+    """The NVIDIA driver, as ``nvidia-smi`` reports it."""
+    import shutil
+    import subprocess
+
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return Finding("NVIDIA driver", False, "no nvidia-smi on PATH", "install the NVIDIA driver")
+    try:
+        out = subprocess.run(
+            [smi, "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        return Finding("NVIDIA driver", False, f"nvidia-smi failed: {exc}")
+    gpus = "; ".join(line.strip() for line in out.splitlines() if line.strip())
+    return Finding("NVIDIA driver", bool(gpus), gpus or "nvidia-smi lists no GPU")
 
 
 def _providers(
@@ -331,7 +408,7 @@ def _session(
 def _spec(arg: Any) -> TensorSpec:
     dtype = FROM_ORT.get(arg.type)
     if dtype is None:
-        raise InferenceError(
+        raise UnsupportedModelError(
             f"ONNX Runtime reports type {arg.type} for {arg.name!r}, "
             "which unirun does not handle (sequences and maps are not tensors)"
         )

@@ -57,7 +57,6 @@ _OUT_OF_BOUNDS = re.compile(
     r"input tensor with index: (\d+), because the model input \(shape=(\[[^\]]*\])\) and "
     r"the tensor \(shape=\(([\d.]*)\)\) are incompatible"
 )
-_LIMIT = 600
 # OpenVINO's wording when a file cannot be written (a full disk among the causes)
 _WRITE_FAILED = re.compile(r"basic_ios|iostream|write|No space|File too large", re.IGNORECASE)
 _FREE = "free some space there or point unirun's cache at another disk (UNIRUN_CACHE_DIR)"
@@ -73,7 +72,7 @@ def message(exc: BaseException | str) -> str:
     text = _INTERNAL_NODE.sub("", _SITE.sub("", str(exc)))
     lines = [line.strip() for line in text.splitlines()]
     kept = " ".join(_STATUS.sub("", line) for line in lines if line and not line.startswith(_NOISE))
-    return kept if len(kept) <= _LIMIT else kept[:_LIMIT] + " …"
+    return kept  # the core cuts long messages
 
 
 def no_space(err: OSError, directory: Path, doing: str) -> UnirunError | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -72,8 +71,6 @@ class OpenVINOExecutable:
         self.inference_precision = inference_type(compiled)
         self.precision: Precision | None = computed_precision(compiled)
         self.engine_device: str | None = None
-        self._lock = threading.Lock()
-        self._own: OpenVINOContext | None = None
 
     def create_context(self) -> OpenVINOContext:
         compiled = self._compiled
@@ -84,15 +81,6 @@ class OpenVINOExecutable:
         except RuntimeError as exc:
             raise map_error(exc, "run") from exc
 
-    def infer(self, feeds: Mapping[str, Array]) -> Sequence[Array]:
-        """Serialised on one request; the core runs concurrent calls on contexts instead."""
-        with self._lock:
-            if self._own is None:
-                self._own = self.create_context()
-            return self._own.infer(feeds)
-
     def close(self) -> None:
+        # Contexts keep the compiled model alive until the core closes them.
         self._compiled = None
-        own, self._own = self._own, None
-        if own is not None:
-            own.close()

@@ -8,18 +8,26 @@ and, when the blob cannot be used here, recompiles the IR and logs why.
 
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from unirun.backend import (
     API_VERSION,
     Capabilities,
+    CompileRequest,
+    CompileResult,
     DeviceInfo,
+    DynamicShapes,
+    Finding,
     Int8Form,
+    LoadRequest,
     Probe,
-    Target,
+    Stage,
     ThreadSafety,
 )
 from unirun.device import Device
@@ -37,14 +45,14 @@ from . import _devices, _engine, _ports
 from ._dtypes import FROM_OV, PRECISION_HINT, PRECISION_OF
 from ._errors import map_error, message
 from ._executable import OpenVINOExecutable
-from .options import OWN, OpenVINOOptions, parse, properties, snippets_off
+from .options import OWN, OpenVINOOptions, properties, snippets_off
 
 if TYPE_CHECKING:
-    from unirun.artifact import Artifact, Manifest
     from unirun.options import ShapeRange
     from unirun.source import OnnxModel
 
 log = logging.getLogger("unirun.openvino")
+Array = np.ndarray[Any, Any]
 
 BLOB = "model.blob"
 IR = "model.xml"
@@ -67,7 +75,7 @@ class OpenVINOBackend:
             "auto": (Int8Form.STATIC, Int8Form.WEIGHTS),
         },
         dtypes=tuple(FROM_OV.values()),
-        dynamic_shapes="free",
+        dynamic_shapes=DynamicShapes.FREE,
         thread_safety=ThreadSafety.CONTEXTS,
         artifact_format="openvino-blob",
         # Not pinned: load() recompiles the IR when the blob is from another OpenVINO.
@@ -89,7 +97,9 @@ class OpenVINOBackend:
     def devices(self) -> list[DeviceInfo]:
         return _devices.describe(_engine.core())
 
-    def unsupported_ops(self, model: OnnxModel, device: Device) -> list[tuple[str, str]] | None:
+    def unsupported_ops(
+        self, model: OnnxModel, device: Device, shapes: Mapping[str, ShapeRange]
+    ) -> list[tuple[str, str]] | None:
         """Nodes OpenVINO has no conversion for (named exactly), else what the device plugin
         reports it cannot run (``query_model``); None where that cannot be told: another
         failure while reading, AUTO, a device that is absent, or nodes OpenVINO renamed."""
@@ -115,18 +125,18 @@ class OpenVINOBackend:
 
     # -- compile -------------------------------------------------------------------------------
 
-    def compile(self, model: OnnxModel, target: Target) -> Artifact:
-        options = parse(target.options.backend_options)
-        device = _devices.ov_name(_engine.core(), target.device)
-        shapes = target.options.shapes
+    def compile(self, model: OnnxModel, request: CompileRequest) -> CompileResult:
+        options = _options(request.plugin_options)
+        device = _devices.ov_name(_engine.core(), request.device.device)
+        shapes = request.options.shapes
         try:
-            return _compile(model, target, options, device, shapes)
+            return _compile(model, request, options, device, shapes)
         except (CompileError, OptionsError, UnsupportedModelError, InvalidModelError) as exc:
             if not shapes:
                 raise
             # Declaring shapes must never break a model OpenVINO runs without them: build it
             # with its own dimensions (the core still checks every feed against `shapes`).
-            built = _compile(model, target, options, device, {})
+            built = _compile(model, request, options, device, {})
             log.warning(
                 "OpenVINO cannot build the model with the declared input shapes %s (%s); built "
                 "it with the graph's own dimensions instead: unirun checks that every input "
@@ -136,20 +146,66 @@ class OpenVINOBackend:
             )
             return built
 
+    def diagnose(self, device: Device | None) -> list[Finding]:
+        """``unirun doctor -b openvino``: the devices OpenVINO sees and what each computes in;
+        for a GPU or NPU that is absent, the driver it needs."""
+        core = _engine.core()
+        found = []
+        for dev, name in _devices.available(core).items():
+            try:
+                caps = ", ".join(core.get_property(name, "OPTIMIZATION_CAPABILITIES"))
+            except RuntimeError:
+                caps = "capabilities unknown"
+            found.append(Finding(f"OpenVINO {name}", None, f"{dev}: {caps}"))
+        if device is not None and device.kind in ("gpu", "npu"):
+            try:
+                _devices.ov_name(core, device)
+                found.append(Finding(f"OpenVINO {device}", True, "present"))
+            except UnirunError as exc:
+                driver = "Intel's GPU compute runtime" if device.kind == "gpu" else "the NPU driver"
+                found.append(Finding(f"OpenVINO {device}", False, str(exc), f"install {driver}"))
+        return found
+
+    def native_runner(
+        self, model: bytes, device: Device
+    ) -> Callable[[Mapping[str, Array]], Sequence[Array]]:
+        """``Core.read_model``/``compile_model`` with exact fp32 arithmetic, bypassing unirun
+        (node-suite baseline); feeds go by name to the ports OpenVINO kept."""
+        import onnx
+
+        core = _engine.ov().Core()
+        compiled = core.compile_model(
+            core.read_model(io.BytesIO(model)),
+            _devices.ov_name(core, device),
+            {"INFERENCE_PRECISION_HINT": "f32"},
+        )
+        ports = {n for port in compiled.inputs for n in port.get_names()}
+        outputs = [compiled.output(v.name) for v in onnx.ModelProto.FromString(model).graph.output]
+
+        def run(feeds: Mapping[str, Array]) -> Sequence[Array]:
+            result = compiled.create_infer_request().infer(
+                {name: value for name, value in feeds.items() if name in ports}
+            )
+            return [result[port] for port in outputs]
+
+        return run
+
+    def map_error(self, exc: BaseException, stage: Stage) -> UnirunError | None:
+        """Whatever OpenVINO raised outside the plugin's own mapping (which names nodes and
+        inputs where it knows them), mapped by stage."""
+        return map_error(exc, stage)
+
     # -- load ----------------------------------------------------------------------------------
 
-    def load(
-        self, artifact: Artifact, device: Device, cache_dir: Path | None = None
-    ) -> OpenVINOExecutable:
-        manifest = artifact.manifest
-        extra = manifest.extra
-        ov_device = _devices.ov_name(_engine.core(), device)
-        props, cpu = _trusted_properties(manifest)
+    def load(self, request: LoadRequest) -> OpenVINOExecutable:
+        extra = request.extra
+        ov_device = _devices.ov_name(_engine.core(), request.device.device)
+        props, cpu = _trusted_properties(request)
         engine = _engine.core(tuple(sorted(cpu.items())))
-        compiled, reason = None, _import_obstacle(artifact, engine, ov_device)
+        compiled, reason = None, _import_obstacle(request, engine, ov_device)
         if reason is None:
             try:
-                blob = artifact.path(str(extra["blob"])).read_bytes()
+                blob = request.file(str(extra["blob"])).read_bytes()
                 compiled = engine.import_model(blob, ov_device, props)
             except RuntimeError as exc:
                 reason = f"OpenVINO cannot import the artifact's compiled blob ({message(exc)})"
@@ -164,22 +220,22 @@ class OpenVINOBackend:
                     "loads without compiling"
                 )
             try:
-                ov_model = engine.read_model(str(artifact.path(str(extra.get("ir", IR)))))
+                ov_model = engine.read_model(str(request.file(str(extra.get("ir", IR)))))
             except RuntimeError as exc:
                 raise ArtifactError(
                     f"the artifact's OpenVINO IR cannot be read: {message(exc)}", field="files"
                 ) from exc
             # The same per-property-set directory compile used, so a rebuild is cached too.
-            cache = _engine_cache(cache_dir, parse(manifest.options.backend_options), props, cpu)
+            cache = _engine_cache(request.cache_dir, _options(request.plugin_options), props, cpu)
             compiled = _engine.compile_model(engine, ov_model, ov_device, {**props, **cache})
-        binding = _ports.bind(compiled, artifact.inputs, artifact.outputs, ArtifactError)
+        binding = _ports.bind(compiled, request.inputs, request.outputs, ArtifactError)
         executable = OpenVINOExecutable(
             compiled, _engine.ov().Tensor, binding, "blob" if reason is None else "ir"
         )
         if ov_device == "AUTO":  # what AUTO chose: Model.device_label shows "auto → CPU"
             executable.engine_device = ", ".join(_engine.execution_devices(compiled)) or None
-        built = manifest.computed_precision or manifest.options.precision
-        floats = manifest.options.precision in PRECISION_OF.values()
+        built = request.precision
+        floats = request.options.precision in PRECISION_OF.values()
         if floats and executable.precision is not None and executable.precision != built:
             log.warning(
                 "the artifact was built to compute in %s, but OpenVINO computes it in %s on "
@@ -194,11 +250,12 @@ class OpenVINOBackend:
 
 def _compile(
     model: OnnxModel,
-    target: Target,
+    request: CompileRequest,
     options: OpenVINOOptions,
     device: str,
     shapes: Mapping[str, ShapeRange],
-) -> Artifact:
+) -> CompileResult:
+    target = request.options
     ov_model = _engine.read(model)
     onnx_inputs, onnx_outputs = model.inputs, model.outputs
     # Binding also refuses what unirun cannot exchange (string, bf16) before compiling.
@@ -210,8 +267,8 @@ def _compile(
         except RuntimeError as exc:
             raise map_error(exc, "reshape") from exc
     dynamic = any(port.get_partial_shape().is_dynamic for port in ov_model.inputs)
-    props = properties(target.options, options, device, dynamic)
-    if device == "CPU" and target.options.precision == "int8" and _weights_only(model):
+    props = properties(target, options, device, dynamic)
+    if device == "CPU" and target.precision == "int8" and _weights_only(model):
         # The int8-weights form promises float activations; the CPU plugin would quantize
         # them per call (dynamic quantization), which loses outlier channels and fails
         # with oneDNN capped at AVX2. The user's own properties still win.
@@ -219,8 +276,8 @@ def _compile(
     cpu = _SNIPPETS_OFF if device == "AUTO" and snippets_off(options, dynamic) else ()
     engine = _engine.core(cpu)
     # The IR is the recompile source.
-    _engine.save_ir(ov_model, target.directory / IR, len(model.data))
-    cache = _engine_cache(target.cache_dir, options, props, dict(cpu))
+    _engine.save_ir(ov_model, request.directory / IR, len(model.data))
+    cache = _engine_cache(request.cache_dir, options, props, dict(cpu))
     compiled = _engine.compile_model(engine, ov_model, device, {**props, **cache})
     blob = _engine.export(compiled, device)
     if (
@@ -242,20 +299,21 @@ def _compile(
         )
         blob = None
     if blob is not None:
-        _engine.write(target.directory / BLOB, blob)
+        _engine.write(request.directory / BLOB, blob)
     # What the device grants, which is not always what was asked: fp16 runs in fp32 or bf16 on
     # CPUs without fp16 arithmetic. The core warns about (or refuses) a substitution.
-    float_request = target.options.precision in PRECISION_OF.values()
+    float_request = target.precision in PRECISION_OF.values()
     precision = _engine.computed_precision(compiled) if float_request else None
     if precision is None and float_request:
         log.info(
             "OpenVINO does not report the precision %s computes in; the artifact records the "
             "requested %s",
             device,
-            target.options.precision,
+            target.precision,
         )
     binding = _ports.bind(compiled, onnx_inputs, onnx_outputs, CompileError)
-    return target.finish(
+    _check_dim_limit(binding.outputs)
+    return CompileResult(
         binding.inputs,
         binding.outputs,
         {
@@ -272,11 +330,12 @@ def _compile(
     )
 
 
-def _trusted_properties(manifest: Manifest) -> tuple[dict[str, Any], dict[str, Any]]:
+def _trusted_properties(request: LoadRequest) -> tuple[dict[str, Any], dict[str, Any]]:
     """The properties an artifact's manifest asks OpenVINO for, refused (``ArtifactError``)
     unless they are the ones unirun itself sets: a manifest is data anyone can edit, and
     OpenVINO properties can write files (CACHE_DIR) or change the outputs."""
-    extra = manifest.extra
+    extra = request.extra
+    precision = request.options.precision
     props, cpu = extra.get("properties"), extra.get("cpu_core_properties", {})
     if not isinstance(props, dict) or not isinstance(cpu, dict):
         raise ArtifactError(
@@ -286,10 +345,9 @@ def _trusted_properties(manifest: Manifest) -> tuple[dict[str, Any], dict[str, A
         )
     refused = sorted(set(props) - OWN) + sorted(f"CPU {k}" for k in set(cpu) - {"SNIPPETS_MODE"})
     hint = props.get("INFERENCE_PRECISION_HINT")
-    if hint != PRECISION_HINT[manifest.options.precision]:
+    if hint != PRECISION_HINT[precision]:
         refused.append(
-            f"INFERENCE_PRECISION_HINT={hint!r} (the artifact's precision is "
-            f"{manifest.options.precision})"
+            f"INFERENCE_PRECISION_HINT={hint!r} (the artifact's precision is {precision})"
         )
     if refused:
         raise ArtifactError(
@@ -304,6 +362,28 @@ def _trusted_properties(manifest: Manifest) -> tuple[dict[str, Any], dict[str, A
 # Operators OpenVINO 2026.4 computes differently once a compiled model went through
 # export_model/import_model (the ONNX node tests test_rotary_embedding* fail only that way).
 _BLOB_UNSAFE_OPS = frozenset({"RotaryEmbedding"})
+
+
+#: OpenVINO's CPU plugin clamps a dimension it cannot represent to this (an Expand to 2**31
+#: silently yields shape (2147483647,)); such a model must be refused, not run wrong.
+_DIM_LIMIT = 2**31 - 1
+
+
+def _check_dim_limit(outputs: Sequence[Any]) -> None:
+    for spec in outputs:
+        if spec.shape is not None and any(
+            isinstance(d, int) and d >= _DIM_LIMIT for d in spec.shape
+        ):
+            raise UnsupportedModelError(
+                f"output {spec.name!r} would have a dimension of 2**31 or more ({spec}), past "
+                "OpenVINO's limit (it clamps such sizes to 2**31-1 and computes a wrong shape); "
+                "run this model on ONNX Runtime"
+            )
+
+
+def _options(options: Any) -> OpenVINOOptions:
+    assert isinstance(options, OpenVINOOptions)  # validated by the core
+    return options
 
 
 def _weights_only(model: OnnxModel) -> bool:
@@ -321,16 +401,16 @@ def _engine_cache(
     return {"CACHE_DIR": str(cache_dir / f"ov-{_engine.cache_key(props, cpu)}")}
 
 
-def _import_obstacle(artifact: Artifact, engine: Any, ov_device: str) -> str | None:
+def _import_obstacle(request: LoadRequest, engine: Any, ov_device: str) -> str | None:
     """Why the blob is not worth trying here, or None to import it. An artifact without a blob
     (AUTO cannot export) gives "": load compiles its IR without a warning."""
-    manifest, extra = artifact.manifest, artifact.manifest.extra
+    extra = request.extra
     if not extra.get("blob"):
         return ""
     current = str(_engine.ov().__version__)
-    if manifest.runtime_version != current:
+    if request.built_with != current:
         return (
-            f"the compiled blob comes from OpenVINO {manifest.runtime_version}, but "
+            f"the compiled blob comes from OpenVINO {request.built_with}, but "
             f"{current} is installed"
         )
     built_for = str(extra.get("device_name") or "")

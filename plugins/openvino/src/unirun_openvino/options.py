@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -113,10 +112,6 @@ class OpenVINOOptions(BaseModel):
                 "cache from the engine_cache option"
             )
         return value
-
-
-def parse(data: Mapping[str, Any]) -> OpenVINOOptions:
-    return OpenVINOOptions.model_validate(dict(data))
 
 
 def snippets_off(options: OpenVINOOptions, dynamic: bool) -> bool:

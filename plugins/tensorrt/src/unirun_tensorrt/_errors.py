@@ -26,8 +26,6 @@ from unirun.errors import (
     UnsupportedModelError,
 )
 
-_LIMIT = 600
-
 #: CUDA errors that mean "this device (or any) cannot be used", not "this run failed".
 DEVICE_ERRORS = frozenset(
     {
@@ -57,8 +55,8 @@ _FIXES = {
 
 
 def trim(text: str) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= _LIMIT else text[:_LIMIT] + " …"
+    """One line (TensorRT's log lines carry newlines); the core cuts long messages."""
+    return " ".join(str(text).split())
 
 
 def cuda_error(name: str, description: str, what: str, default: type[UnirunError]) -> UnirunError:

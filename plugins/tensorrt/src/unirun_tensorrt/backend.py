@@ -8,14 +8,23 @@ calls), ``_diagnose`` (what is missing on this machine).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from unirun.backend import API_VERSION, Capabilities, DeviceInfo, Probe, Target, ThreadSafety
+from unirun.backend import (
+    API_VERSION,
+    Capabilities,
+    CompileRequest,
+    CompileResult,
+    DeviceInfo,
+    DynamicShapes,
+    Finding,
+    LoadRequest,
+    Probe,
+    ThreadSafety,
+)
 from unirun.device import Device
 from unirun.errors import DeviceError, ModelClosedError
 from unirun.tensor import TensorSpec
@@ -26,7 +35,6 @@ from ._timing import TimingCacheFile
 from .options import TensorRTOptions
 
 if TYPE_CHECKING:
-    from unirun.artifact import Artifact
     from unirun.source import OnnxModel
 
 Array = np.ndarray[Any, Any]
@@ -41,15 +49,15 @@ class TensorRTBackend:
     api_version = API_VERSION
     options_model = TensorRTOptions
     capabilities = Capabilities(
-        device_kinds=("cuda", "gpu"),
+        device_kinds=("cuda",),  # device="gpu" finds CUDA devices too (a GPU kind)
         precisions=("fp32", "fp16", "bf16"),
         dtypes=IO_DTYPES,
-        dynamic_shapes="bounded",
+        dynamic_shapes=DynamicShapes.BOUNDED,
         thread_safety=ThreadSafety.CONTEXTS,
         artifact_format="tensorrt-plan",
         pins_runtime_version=True,
         # Above ONNX Runtime's CUDA provider: whoever installs TensorRT wants it on NVIDIA GPUs.
-        priority={"cuda": 70, "gpu": 70},
+        priority={"cuda": 70},
     )
 
     def probe(self) -> Probe:
@@ -66,49 +74,44 @@ class TensorRTBackend:
             return Probe(False, reason, version)
         return Probe(True, "", version)
 
-    def diagnose(self) -> list[str]:
-        """What TensorRT needs here, one line per piece (cuda-bindings, NVIDIA driver, GPU,
-        TensorRT): ``"ok: NAME: detail"`` or ``"missing: NAME: detail (fix: command)"``."""
-        return [str(f) for f in _diagnose.findings()]
+    def diagnose(self, device: Device | None) -> list[Finding]:
+        """What TensorRT needs here, one finding per piece (cuda-bindings, NVIDIA driver, GPU,
+        TensorRT), with the command that fixes a missing one (``unirun doctor -b tensorrt``)."""
+        return [Finding(f.name, f.ok, f.detail, f.fix) for f in _diagnose.findings()]
 
     def devices(self) -> list[DeviceInfo]:
         infos = []
-        gpus = _cuda.gpus()
-        for gpu in gpus:
+        for gpu in _cuda.gpus():
             description = f"{gpu.name}, compute capability {gpu.compute_capability}, " + (
                 f"{gpu.memory / 2**30:.0f} GiB"
             )
             infos.append(DeviceInfo(Device("cuda", gpu.ordinal), description, gpu.identity))
-        # The same GPUs under the generic name, for device="gpu"/"gpu:N".
-        infos += [
-            DeviceInfo(Device("gpu", i.device.ordinal), i.description, i.identity)
-            for i in infos[: len(gpus)]
-        ]
         return infos
 
     # -- compile -------------------------------------------------------------------------------
 
-    def compile(self, model: OnnxModel, target: Target) -> Artifact:
-        options = TensorRTOptions.model_validate(target.options.backend_options)
-        gpu = _gpu(target.device)
+    def compile(self, model: OnnxModel, request: CompileRequest) -> CompileResult:
+        options = request.plugin_options
+        assert isinstance(options, TensorRTOptions)  # validated by the core
+        gpu = _gpu(request.device.device)
         _cuda.set_device(gpu.ordinal)
-        profiles = _profiles.plan(model.inputs, target.options.shapes, options.profiles)
+        profiles = _profiles.plan(model.inputs, request.options.shapes, options.profiles)
         timing = None
-        if options.timing_cache:
-            timing = TimingCacheFile(target.cache_dir, _engine.version(), gpu.identity)
+        if options.timing_cache and request.cache_dir is not None:
+            timing = TimingCacheFile(request.cache_dir, _engine.version(), gpu.identity)
         result = _build.build(
             _build.BuildRequest(
                 proto=model.proto,
                 data=model.data,
                 path=model.path if model.has_external_data else None,
                 inputs=model.inputs,
-                precision=target.options.precision,
+                precision=request.options.precision,
                 options=options,
                 profiles=profiles,
                 timing_cache=timing,
             )
         )
-        (target.directory / PLAN).write_bytes(result.plan)
+        (request.directory / PLAN).write_bytes(result.plan)
         info = _compat.PlanInfo(
             _engine.version(),
             gpu.name,
@@ -124,23 +127,24 @@ class TensorRTBackend:
             "builder_flags": result.applied.flags,
             "cleared_flags": result.applied.cleared,
         }
-        return target.finish(result.inputs, result.outputs, extra)
+        # A hardware-compatible plan runs on other GPUs than the one that built it: the core
+        # then leaves the GPU check to load() (_compat), which knows the compatibility level.
+        portable = bool(options.hardware_compatibility)
+        return CompileResult(result.inputs, result.outputs, extra, portable=portable)
 
     # -- load ----------------------------------------------------------------------------------
 
-    def load(
-        self, artifact: Artifact, device: Device, cache_dir: Path | None = None
-    ) -> TensorRTExecutable:
-        extra = artifact.manifest.extra
+    def load(self, request: LoadRequest) -> TensorRTExecutable:
+        extra = request.extra
         built = _compat.PlanInfo.from_json(extra.get(_compat.FIELD))
-        gpu = _gpu(device)
+        gpu = _gpu(request.device.device)
         here = _compat.PlanInfo(
             _engine.version(), gpu.name, gpu.compute_capability, _cuda.runtime_version()
         )
         _compat.check(built, here)
-        plan = artifact.path(PLAN).read_bytes()
+        plan = request.file(PLAN).read_bytes()
         engine = _runtime.Engine(plan, gpu.ordinal, _profiles.from_json(extra.get("profiles")))
-        return TensorRTExecutable(engine, artifact.inputs, artifact.outputs)
+        return TensorRTExecutable(engine, request.inputs, request.outputs)
 
 
 class TensorRTContext:
@@ -163,7 +167,7 @@ class TensorRTContext:
 
 class TensorRTExecutable:
     """A deserialized plan. ``ThreadSafety.CONTEXTS``: the core gives each concurrent call its
-    own execution context; ``infer`` itself serialises on one."""
+    own execution context."""
 
     def __init__(
         self, engine: _runtime.Engine, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]
@@ -171,8 +175,6 @@ class TensorRTExecutable:
         self._engine: _runtime.Engine | None = engine
         self.inputs = list(inputs)
         self.outputs = list(outputs)
-        self._lock = threading.Lock()
-        self._own: TensorRTContext | None = None
 
     def create_context(self) -> TensorRTContext:
         engine = self._engine
@@ -180,23 +182,12 @@ class TensorRTExecutable:
             raise ModelClosedError("this TensorRT model was closed")
         return TensorRTContext(engine.create_context())
 
-    def infer(self, feeds: Mapping[str, Array]) -> Sequence[Array]:
-        with self._lock:
-            if self._own is None:
-                self._own = self.create_context()
-            return self._own.infer(feeds)
-
     def close(self) -> None:
         # Contexts hold the engine until they are closed; running calls finish.
         self._engine = None
-        own, self._own = self._own, None
-        if own is not None:
-            own.close()
 
 
 def _gpu(device: Device) -> _cuda.Gpu:
-    if device.kind not in ("cuda", "gpu"):
-        raise DeviceError(f"TensorRT runs on NVIDIA GPUs (cuda, cuda:N, gpu), not {device}")
     gpus = _cuda.gpus()
     for gpu in gpus:
         if gpu.ordinal == device.ordinal:
