@@ -265,13 +265,12 @@ class OrtExecutable:
         self.inputs = [_spec(arg) for arg in session.get_inputs()]
         self.outputs = [_spec(arg) for arg in session.get_outputs()]
         self.providers: list[str] = session.get_providers()
-        self._run: Any = session.run
+        run: Any = session.run
         if any(spec.dtype in NARROW for spec in (*self.inputs, *self.outputs)):
-            self._run = self._run_narrow  # only models with such types pay for the bridge
-
-    def infer(self, feeds: Mapping[str, Array]) -> Sequence[Array]:
-        # ONNX Runtime's exceptions go to the backend's map_error (the core calls it).
-        return self._run(None, feeds)  # type: ignore[no-any-return]
+            run = self._run_narrow  # only models with such types pay for the bridge
+        # ``infer(feeds)`` is ``session.run(None, feeds)`` itself, no Python frame between:
+        # the hot path. ONNX Runtime's exceptions go to the backend's map_error (the core).
+        self.infer: Callable[[Mapping[str, Array]], Sequence[Array]] = functools.partial(run, None)
 
     def _run_narrow(self, names: None, feeds: Mapping[str, Array]) -> list[Array]:
         """``session.run`` for models with inputs or outputs numpy's bridge cannot carry."""
@@ -287,7 +286,7 @@ class OrtExecutable:
     def close(self) -> None:
         # Running calls hold their own reference to the session; dropping ours is enough.
         self._session = None
-        self._run = _closed
+        self.infer = _closed
 
 
 def _subgraph_external_constant(model: OnnxModel) -> bool:
