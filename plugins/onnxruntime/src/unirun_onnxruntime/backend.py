@@ -31,7 +31,6 @@ from unirun.device import Device
 from unirun.dtypes import DType
 from unirun.errors import DeviceError, ModelClosedError, UnirunError, UnsupportedModelError
 from unirun.options import Precision
-from unirun.quantize import compute_precision, to_fp16
 from unirun.source import build_with_fixed_shapes, graphs
 from unirun.tensor import Dim, TensorSpec
 
@@ -184,6 +183,8 @@ class OnnxRuntimeBackend:
 
         fp16 = target.precision == "fp16"
         if fp16:
+            from unirun.quantize import to_fp16  # only fp16 builds pay for the import
+
             converted = to_fp16(model, target.shapes, keep_io_types=not options.fp16_io)
             session = _session(ort, converted, so, device, options, "compile", size)
         elif isinstance(readable, Path):
@@ -202,6 +203,8 @@ class OnnxRuntimeBackend:
         # fp16 build wraps ops it has no fp16 kernel for in Casts to fp32, so ask its graph.
         computed: Precision | None = "fp32" if target.precision == "fp32" else None
         if fp16:
+            from unirun.quantize import compute_precision
+
             computed, extra["fp16_heavy_ops"] = compute_precision(
                 _onnx().load(so.optimized_model_filepath, load_external_data=False)
             )
