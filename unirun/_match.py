@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, cast
 
-from . import _registry
+from . import _registry, _select
 from ._build import CacheArg, plugin_options
 from ._calls import plugin_call
 from .artifact import Artifact
@@ -95,7 +95,7 @@ def _artifact_device(
         return (
             DeviceInfo(built_on)
             if request.kind == "auto"
-            else _registry.pick_device(name, backend, request)
+            else _select.pick_device(name, backend, request)
         )
     if request.kind != "auto" and not request.matches(Device(built_on.kind, request.index)):
         raise ArtifactError(
