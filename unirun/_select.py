@@ -73,7 +73,7 @@ def select(
         if not seen:
             raise BackendNotFoundError(
                 "no usable backend is installed; install the default one: "
-                f"{_registry.KNOWN_PLUGINS['onnxruntime']} (see `unirun _registry.backends`)"
+                f"{_registry.KNOWN_PLUGINS['onnxruntime']} (see `unirun backends`)"
             )
         by_name = [
             name
