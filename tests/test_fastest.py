@@ -183,7 +183,7 @@ def test_when_nothing_works_every_candidate_gives_its_reason() -> None:
         unirun.load(custom, backend="fastest", device="cpu", cache=False)
     message = str(caught.value)
     assert message.startswith("backend='fastest' found no backend that runs this model on cpu")
-    for name in unirun._registry.candidate_names(unirun.Device("cpu")):
+    for name in unirun._select.candidate_names(unirun.Device("cpu")):
         assert f"{name}: " in message
     assert "brokencompile: CompileError: this engine cannot build anything" in message
 

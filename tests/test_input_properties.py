@@ -232,9 +232,14 @@ def test_feed_checks_give_valid_feeds_or_an_input_error(model: unirun.Model, dat
         inputs = {k: v for k, v in values.items() if k != "scalar"}
     else:
         inputs = {**values, data.draw(st.text(max_size=3)): 1}
-    checked = _outcome(model._feeds, inputs)
+    checked = _outcome(model._feeds.check, inputs)
     event(type(checked).__name__)  # how many were accepted: --hypothesis-show-statistics
+    # The same through infer(), whose hot path passes a dict of arrays in shapes it already
+    # accepted straight to the engine: it must refuse exactly what the full checks refuse.
+    ran = _outcome(model.infer, inputs)
+    assert isinstance(ran, InputError) == isinstance(checked, InputError), (ran, checked)
     if isinstance(checked, InputError):
+        assert isinstance(ran, InputError) and ran.name == checked.name
         return
     assert list(checked) == list(_NAMES)
     for name, array in checked.items():
@@ -260,14 +265,14 @@ def test_shape_checks_follow_the_declared_bounds(
     }
     in_bounds = bounded.ndim == 2 and 1 <= bounded.shape[0] <= 4 and bounded.shape[1] == 2
     in_choices = choices.shape in ((1, 2), (3, 4))
-    result = _outcome(model._feeds, feeds)
+    result = _outcome(model._feeds.check, feeds)
     if isinstance(result, InputError):
         assert not (in_bounds and in_choices), str(result)
         assert result.name in ("bounded", "choices")
     else:
         assert in_bounds and in_choices
     ok = {"bounded": np.zeros((2, 2), np.float32), "choices": np.zeros((1, 2), np.uint8)}
-    result = _outcome(model._feeds, {**feeds, **ok, "fixed": fixed})
+    result = _outcome(model._feeds.check, {**feeds, **ok, "fixed": fixed})
     if isinstance(result, InputError):
         assert result.name == "fixed"
         assert fixed.shape != (2, 3) or fixed.dtype != np.float32

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from . import _registry
+from . import _registry, _select
 from ._calls import plugin_call
 from .artifact import Artifact
 from .backend import Backend, CompileRequest, CompileResult, DynamicShapes
@@ -74,7 +74,7 @@ class Build:
 
     def __init__(self, source: Any, args: BuildArgs, *, for_compile: bool = False) -> None:
         self.model = OnnxModel.from_source(source, base_dir=args.base_dir)
-        self.name, self.backend, self.device = _registry.select(
+        self.name, self.backend, self.device = _select.select(
             args.backend, Device.parse(args.device), for_compile=for_compile
         )
         self.plugin_options = plugin_options(self.name, self.backend, args.options)

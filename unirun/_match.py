@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, cast
 
-from . import _registry
+from . import _registry, _select
 from ._build import CacheArg, plugin_options
 from ._calls import plugin_call
 from .artifact import Artifact
@@ -28,15 +28,19 @@ from .model import Model
 __all__ = ["as_artifact", "load_artifact", "load_request", "open_model"]
 
 
-def as_artifact(source: Any, expect_sha256: str | None = None) -> Artifact | None:
-    """``source`` as a verified artifact when it is one (an Artifact or a directory)."""
+def as_artifact(
+    source: Any, expect_sha256: str | None = None, cache: CacheArg = False
+) -> Artifact | None:
+    """``source`` as a verified artifact when it is one (an Artifact or a directory); with a
+    cache, files unchanged since their last verification are not read again."""
+    stamps = None if cache is False else CompileCache.from_option(cache).stamps
     if isinstance(source, Artifact):
         if expect_sha256 is not None:
             source.check_sha256(expect_sha256)
-        source.verify()
+        source.verify(stamps)
         return source
     if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
-        return Artifact.open(source, expect_sha256=expect_sha256)
+        return Artifact.open(source, expect_sha256=expect_sha256, stamps=stamps)
     return None
 
 
@@ -91,7 +95,7 @@ def _artifact_device(
         return (
             DeviceInfo(built_on)
             if request.kind == "auto"
-            else _registry.pick_device(name, backend, request)
+            else _select.pick_device(name, backend, request)
         )
     if request.kind != "auto" and not request.matches(Device(built_on.kind, request.index)):
         raise ArtifactError(

@@ -76,7 +76,7 @@ def load(
     )  # fmt: skip
     if sample is not None and backend.lower() != "fastest":
         raise OptionsError("sample= is used only by backend='fastest' (to time the candidates)")
-    artifact = as_artifact(source, expect_sha256)
+    artifact = as_artifact(source, expect_sha256, cache)
     if artifact is not None:
         given = args.given() + (["sample"] if sample is not None else [])
         if given:

@@ -31,6 +31,7 @@ from ._layout import (
     valid_payload_path,
     why,
 )
+from ._stamps import StampBook, identity
 from ._version import __version__
 from .device import Device
 from .errors import ArtifactError, CompileError
@@ -177,11 +178,14 @@ class Artifact:
         *,
         verify: bool = True,
         expect_sha256: str | None = None,
+        stamps: StampBook | None = None,
     ) -> Artifact:
         """Read and validate the manifest; with ``verify``, check every payload file.
 
         ``expect_sha256`` (the :attr:`sha256` ``unirun compile`` printed) refuses any other
-        artifact, however intact: use it for artifacts that come from elsewhere.
+        artifact, however intact: use it for artifacts that come from elsewhere. ``stamps``
+        (the compile cache's) lets a payload file that has not changed since it was last
+        verified skip its checksum (see :meth:`verify`).
         """
         directory = Path(path)
         manifest_path = directory / MANIFEST_NAME
@@ -192,7 +196,7 @@ class Artifact:
         if expect_sha256 is not None:
             artifact.check_sha256(expect_sha256)
         if verify:
-            artifact.verify()
+            artifact.verify(stamps)
         return artifact
 
     def check_sha256(self, expected: str) -> None:
@@ -212,9 +216,16 @@ class Artifact:
                 field="sha256",
             )
 
-    def verify(self) -> None:
+    def verify(self, stamps: StampBook | None = None) -> None:
         """Check that every payload file is a regular file inside the artifact (no symbolic
-        link on its way) with its recorded size and sha256."""
+        link on its way) with its recorded size and sha256.
+
+        With ``stamps``, a file whose size, modification and change times and inode are those
+        it had when it last passed this check is not read again (a cache hit then costs a few
+        ``stat`` calls, not a read of every payload); a new or changed file always is."""
+        subject = f"{os.path.realpath(self.directory)}\0{self.sha256}"
+        known = stamps.get(subject) if stamps is not None else {}
+        seen: dict[str, tuple[int, int, int, int, int]] = {}
         for entry in self.manifest.files:
             try:
                 fd, st = _fs.open_inside(self.directory, entry.path)
@@ -229,8 +240,11 @@ class Artifact:
                     f"used: {why(exc)}",
                     field="files",
                 ) from exc
+            stamp = identity(st)
             try:
-                same = st.st_size == entry.size and _fs.digest(fd, entry.size) == entry.sha256
+                same = st.st_size == entry.size and (
+                    known.get(entry.path) == stamp or _fs.digest(fd, entry.size) == entry.sha256
+                )
             except OSError as exc:
                 raise ArtifactError(
                     f"payload file {entry.path} of the artifact at {self.directory} cannot be "
@@ -245,6 +259,9 @@ class Artifact:
                     "match its checksum: it was modified or damaged after the build",
                     field="files",
                 )
+            seen[entry.path] = stamp
+        if stamps is not None and seen != known:
+            stamps.put(subject, seen)
 
     def save(
         self, path: str | os.PathLike[str], *, overwrite: bool = False, parents: bool = False

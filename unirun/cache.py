@@ -17,6 +17,7 @@ from typing import Any, Literal
 from filelock import FileLock, Timeout
 
 from . import _fs
+from ._stamps import StampBook
 from .artifact import FORMAT_VERSION, Artifact
 from .errors import ArtifactError, CacheError, OptionsError
 
@@ -84,6 +85,8 @@ class CompileCache:
 
     def __init__(self, root: Path | None = None, *, lock_timeout: float | None = None) -> None:
         self.root = root or default_cache_dir()
+        #: Stamps of payload files verified earlier (a cache hit need not re-read them).
+        self.stamps = StampBook(self.root / "verified")
         self.lock_timeout = _env_timeout() if lock_timeout is None else lock_timeout
 
     @classmethod
@@ -151,7 +154,7 @@ class CompileCache:
             )
             return None, True
         try:
-            artifact = Artifact.open(entry)
+            artifact = Artifact.open(entry, stamps=self.stamps)
         except ArtifactError as exc:
             log.warning("rebuilding cache entry %s: %s", name, exc)
             return None, True

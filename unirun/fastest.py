@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from . import _registry
+from . import _registry, _select
 from ._build import Build, BuildArgs, CacheArg, check_precision
 from ._choices import choice_key, read_choice, write_choice
 from ._match import open_model
@@ -136,7 +136,7 @@ def choose(
     and loads it with the caller's options, ``settings`` are those options as plain data (part
     of the stored choice's key), ``sample`` the inputs to time (invented when None, sized by
     the declared ``shapes`` first)."""
-    names = list(_registry.candidate_names(device))
+    names = list(_select.candidate_names(device))
     if not names:
         raise BackendNotFoundError(
             f"backend='fastest' has no candidate: no available backend runs on device {device} "

@@ -141,9 +141,9 @@ def clear(
             removed += 1
     engines = root / "engines"
     # Staging directories (tmp/) and lock files stay: a build may be running in another process.
-    # int8 range caches (calibration/) and stored fastest choices (choices/) are shared by every
-    # backend: cleared with everything.
-    shared = [engines, root / "calibration", root / "choices"]
+    # int8 range caches (calibration/), stored fastest choices (choices/) and verified stamps
+    # (verified/) are shared by every backend: cleared with everything.
+    shared = [engines, root / "calibration", root / "choices", root / "verified"]
     for extra in [engines / backend] if backend else shared:
         if os.path.lexists(extra):
             freed += _remove(root, extra)

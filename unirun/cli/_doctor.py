@@ -12,7 +12,7 @@ from typing import Literal
 import typer
 from rich.table import Table
 
-from .. import _registry
+from .. import _registry, _select
 from .._version import __version__
 from ..backend import API_VERSION, SupportsDiagnosis
 from ..cache import default_cache_dir
@@ -181,7 +181,7 @@ def _overall(device: Device | None) -> Check:
             return Check("device", "ok", f"{device} is usable by {', '.join(usable)}")
         return Check("device", "fail", f"no installed backend can use {device}")
     try:
-        name, _, info = _registry.select("auto", Device("auto"))
+        name, _, info = _select.select("auto", Device("auto"))
     except UnirunError as exc:
         fix = f"install the default backend: {_registry.KNOWN_PLUGINS['onnxruntime']}"
         return Check("selection", "fail", str(exc), fix)

@@ -176,7 +176,7 @@ class Int8Plan:
         checked = []
         for index, feed in enumerate(self.feeds):
             try:
-                checked.append(reference._feeds(feed))
+                checked.append(reference._feeds.check(feed))
             except InputError as exc:
                 raise self.calibration.error(index, exc) from None
         return checked

@@ -68,7 +68,7 @@ def test_bfloat16_model_keeps_the_plain_path_for_other_models() -> None:
     plain = unirun.load(_cast(TensorProto.FLOAT, TensorProto.DOUBLE, [2]), cache=False)
     narrow = unirun.load(_cast(TensorProto.FLOAT, TensorProto.BFLOAT16, [2]), cache=False)
     with plain, narrow:
-        assert plain._executable._run.__name__ == "run"  # type: ignore[attr-defined]
+        assert plain._executable.infer.func.__name__ == "run"  # type: ignore[attr-defined]
         out = narrow(np.array([1.5, -3.0], np.float32))["y"]
     assert out.dtype == ml_dtypes.bfloat16 and out.tolist() == [1.5, -3.0]
 

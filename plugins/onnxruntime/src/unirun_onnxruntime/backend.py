@@ -31,7 +31,6 @@ from unirun.device import Device
 from unirun.dtypes import DType
 from unirun.errors import DeviceError, ModelClosedError, UnirunError, UnsupportedModelError
 from unirun.options import Precision
-from unirun.quantize import compute_precision, to_fp16
 from unirun.source import build_with_fixed_shapes, graphs
 from unirun.tensor import Dim, TensorSpec
 
@@ -184,6 +183,8 @@ class OnnxRuntimeBackend:
 
         fp16 = target.precision == "fp16"
         if fp16:
+            from unirun.quantize import to_fp16  # only fp16 builds pay for the import
+
             converted = to_fp16(model, target.shapes, keep_io_types=not options.fp16_io)
             session = _session(ort, converted, so, device, options, "compile", size)
         elif isinstance(readable, Path):
@@ -202,6 +203,8 @@ class OnnxRuntimeBackend:
         # fp16 build wraps ops it has no fp16 kernel for in Casts to fp32, so ask its graph.
         computed: Precision | None = "fp32" if target.precision == "fp32" else None
         if fp16:
+            from unirun.quantize import compute_precision
+
             computed, extra["fp16_heavy_ops"] = compute_precision(
                 _onnx().load(so.optimized_model_filepath, load_external_data=False)
             )
@@ -265,13 +268,12 @@ class OrtExecutable:
         self.inputs = [_spec(arg) for arg in session.get_inputs()]
         self.outputs = [_spec(arg) for arg in session.get_outputs()]
         self.providers: list[str] = session.get_providers()
-        self._run: Any = session.run
+        run: Any = session.run
         if any(spec.dtype in NARROW for spec in (*self.inputs, *self.outputs)):
-            self._run = self._run_narrow  # only models with such types pay for the bridge
-
-    def infer(self, feeds: Mapping[str, Array]) -> Sequence[Array]:
-        # ONNX Runtime's exceptions go to the backend's map_error (the core calls it).
-        return self._run(None, feeds)  # type: ignore[no-any-return]
+            run = self._run_narrow  # only models with such types pay for the bridge
+        # ``infer(feeds)`` is ``session.run(None, feeds)`` itself, no Python frame between:
+        # the hot path. ONNX Runtime's exceptions go to the backend's map_error (the core).
+        self.infer: Callable[[Mapping[str, Array]], Sequence[Array]] = functools.partial(run, None)
 
     def _run_narrow(self, names: None, feeds: Mapping[str, Array]) -> list[Array]:
         """``session.run`` for models with inputs or outputs numpy's bridge cannot carry."""
@@ -287,7 +289,7 @@ class OrtExecutable:
     def close(self) -> None:
         # Running calls hold their own reference to the session; dropping ours is enough.
         self._session = None
-        self._run = _closed
+        self.infer = _closed
 
 
 def _subgraph_external_constant(model: OnnxModel) -> bool:

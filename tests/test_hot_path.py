@@ -1,0 +1,116 @@
+"""The hot path of ``Model.infer``: a dict of C-contiguous arrays of the inputs' dtypes, in
+shapes already accepted, reaches the engine as it is (no new dict, no copy), and everything the
+full checks refuse is still refused after the hot path has warmed up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+import unirun
+from unirun._reference import ReferenceBackend
+from unirun.errors import InputError
+from unirun.testing import mlp, multi_io
+
+Array = np.ndarray[Any, Any]
+
+
+class _Recording(ReferenceBackend):
+    """The reference backend, remembering the mapping object each call got."""
+
+    name = "recording"
+    seen: list[Mapping[str, Array]] = []  # noqa: RUF012
+
+    def load(self, request: Any) -> Any:
+        executable = super().load(request)
+        inner = executable.infer
+
+        def infer(feeds: Mapping[str, Array]) -> Sequence[Array]:
+            _Recording.seen.append(feeds)
+            return inner(feeds)
+
+        executable.infer = infer
+        return executable
+
+
+@pytest.fixture
+def recording() -> Iterator[None]:
+    unirun.register_backend(_Recording())
+    _Recording.seen.clear()
+    yield
+    unirun.unregister_backend("recording")
+
+
+def test_a_valid_dict_reaches_the_engine_untouched(recording: None) -> None:
+    with unirun.load(mlp(), backend="recording", cache=False) as model:
+        feeds = {"x": np.ones((2, 16), np.float32)}
+        model(feeds)  # first call: the full checks accept (2, 16)
+        model(feeds)
+        model({"x": np.zeros((2, 16), np.float32)})
+    _, second, third = _Recording.seen
+    assert second is feeds and third is not feeds  # the caller's dict, not a copy
+    assert third["x"].shape == (2, 16)
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        (np.ones((2, 16), np.float64), "dtype float64"),
+        (np.ones((3, 32), np.float32)[:2, ::2], None),  # same shape, not C-contiguous: copied
+        (np.ones((2, 17), np.float32), "dimension 1"),
+        (np.ones((16,), np.float32), "rank 1"),
+        ([[1.0] * 16] * 2, None),  # a list: converted
+    ],
+)
+def test_after_warming_up_bad_feeds_are_still_refused_or_converted(
+    bad: Any, match: str | None
+) -> None:
+    with unirun.load(mlp(), backend="reference", cache=False) as model:
+        good = np.ones((2, 16), np.float32)
+        want = model({"x": good})["probs"]
+        model({"x": good})  # the hot path is warm for (2, 16)
+        if match is None:
+            got = model({"x": bad})["probs"]
+            np.testing.assert_array_equal(got, want)
+        else:
+            with pytest.raises(InputError, match=match):
+                model({"x": bad})
+        with pytest.raises(InputError, match="unknown input name"):
+            model({"x": good, "extra": good})
+        with pytest.raises(InputError, match="missing input"):
+            model({"z": good})
+
+
+def test_device_like_objects_never_take_the_hot_path() -> None:
+    """An object that looks like an array (dtype, shape, flags) but is not a numpy array goes
+    through the full normaliser, which refuses device memory."""
+
+    class DeviceArray:
+        def __init__(self, like: Array) -> None:
+            self.dtype, self.shape, self.flags = like.dtype, like.shape, like.flags
+
+        def __dlpack_device__(self) -> tuple[int, int]:
+            return (2, 0)  # kDLCUDA
+
+        def __dlpack__(self, **kwargs: Any) -> Any:
+            raise AssertionError("never read")
+
+    with unirun.load(mlp(), backend="reference", cache=False) as model:
+        x = np.ones((2, 16), np.float32)
+        model({"x": x})
+        with pytest.raises(InputError, match="lives on a device"):
+            model({"x": DeviceArray(x)})
+
+
+def test_several_outputs_and_inputs_keep_their_order_and_checks() -> None:
+    with unirun.load(multi_io(), backend="reference", cache=False) as model:
+        feeds = {s.name: np.ones([d if isinstance(d, int) else 2 for d in s.shape], s.dtype.numpy)
+                 for s in model.inputs}  # fmt: skip
+        first = model(feeds)
+        second = model(feeds)
+        assert list(first) == list(second) == [s.name for s in model.outputs]
+        for name in first:
+            np.testing.assert_array_equal(first[name], second[name])
