@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -568,3 +569,38 @@ def test_int8_on_macos_is_verified(
         assert record["verified"] is True and record["form"] == "weights"
         logits = record["accuracy"]["logits"]
         assert logits["cosine"] >= 0.999 and logits["relative"] <= 0.05
+
+
+# -- the ONNX corpus's Q/DQ cases, every input a constant (so they fold) ---------------------
+
+
+def _qdq_cases() -> list[Any]:
+    from onnx.backend.test.case import node
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cases = node.collect_testcases()
+    return sorted(
+        (c for c in cases if c.name.startswith(("test_quantizelinear", "test_dequantizelinear"))),
+        key=lambda c: c.name,
+    )
+
+
+@pytest.mark.parametrize("case", _qdq_cases(), ids=lambda c: c.name)
+def test_corpus_qdq_on_constants_folds_or_is_refused(case: Any, tmp_path: Path) -> None:
+    """Every dtype, axis and block size the corpus has: a typed refusal or the right values,
+    never a crash (the int8 bookkeeping runs on every folded Q/DQ node)."""
+    model = case.model
+    inputs = [
+        numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else np.asarray(v)
+        for v in case.data_sets[0][0]
+    ]
+    constants = dict(zip([v.name for v in model.graph.input], inputs, strict=True))
+    try:
+        result = uc.translate(model, constant_inputs=constants, deployment_target="iOS18")
+    except (uc.TranslationError, uc.InputShapeError, uc.UnsupportedOpsError):
+        return
+    got = uc.evaluate(result.save(tmp_path / "m.mlpackage"), {})
+    for info, want in zip(model.graph.output, case.data_sets[0][1], strict=True):
+        want = numpy_helper.to_array(want) if isinstance(want, onnx.TensorProto) else want
+        np.testing.assert_allclose(got[info.name].astype(np.float64), np.asarray(want, np.float64))

@@ -339,7 +339,11 @@ def _outputs(
         )
         if is_const(value):
             # A constant output still needs an op: Core ML outputs are op results.
-            value = mb.identity(x=mb.const(val=to_mil_array(value)))
+            try:
+                array = to_mil_array(value)
+            except TypeError as exc:  # int4, float4 … computed from constants
+                raise TranslationError(f"graph output {out.name!r}: {exc}") from None
+            value = mb.identity(x=mb.const(val=array))
         elif value.op is None or id(value) in seen:
             value = mb.identity(x=value)
         if is_bool(value):
