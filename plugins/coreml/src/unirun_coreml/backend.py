@@ -22,6 +22,7 @@ from unirun.backend import (
     DeviceInfo,
     DynamicShapes,
     Finding,
+    Int8Form,
     LoadRequest,
     Probe,
     ThreadSafety,
@@ -33,6 +34,7 @@ from unirun.errors import (
     BackendUnavailableError,
     CompileError,
     InputError,
+    OptionsError,
     UnirunError,
 )
 from unirun.options import ShapeRange
@@ -51,6 +53,7 @@ PACKAGE = "model.mlpackage"
 #: unirun device kind -> coremltools ComputeUnit member (a load-time choice in Core ML).
 COMPUTE_UNITS = {"cpu": "CPU_ONLY", "gpu": "CPU_AND_GPU", "ane": "CPU_AND_NE",
                  "npu": "CPU_AND_NE", "auto": "ALL"}  # fmt: skip
+_KINDS = ("ane", "gpu", "cpu", "npu", "auto")
 _INT32 = np.iinfo(np.int32)
 _log = logging.getLogger("unirun_coreml")
 
@@ -62,8 +65,8 @@ class CoreMLBackend:
     api_version = API_VERSION
     options_model = CoreMLOptions
     capabilities = Capabilities(
-        device_kinds=("ane", "gpu", "cpu", "npu", "auto"),
-        precisions=("fp32", "fp16"),
+        device_kinds=_KINDS,
+        precisions=("fp32", "fp16", "int8"),
         dtypes=(DType.FLOAT32, DType.FLOAT16, DType.INT32, DType.INT64, DType.BOOL),
         dynamic_shapes=DynamicShapes.BOUNDED,
         thread_safety=ThreadSafety.SERIAL,
@@ -71,6 +74,9 @@ class CoreMLBackend:
         # Below ONNX Runtime's CPU: the translator is young, so Core ML is chosen automatically
         # only when the user asks for the Neural Engine or an Apple GPU.
         priority={"ane": 45, "gpu": 40, "cpu": 20},
+        # Core ML's weight quantization: int8 weights in the package, float math. The package
+        # is the same for every compute unit.
+        int8_forms=dict.fromkeys(_KINDS, (Int8Form.WEIGHTS,)),
     )
 
     def probe(self) -> Probe:
@@ -130,13 +136,22 @@ class CoreMLBackend:
         target = request.options
         proto = model.for_engine(inline=True)  # the translator needs the weights inline
         constants = {k: np.asarray(v) for k, v in options.constant_inputs.items()}
+        int8 = target.precision == "int8"
+        if int8:
+            _check_int8_target(options.deployment_target)
         result = translate(
             proto,
             shapes={name: _shape(bounds) for name, bounds in target.shapes.items()},
-            precision=target.precision,
+            precision=options.int8_compute if int8 else target.precision,
             constant_inputs=constants,
             deployment_target=options.deployment_target,
         )
+        if int8 and not result.int8_weights:
+            raise CompileError(
+                "no weight of this model stayed int8 in the Core ML program (only "
+                "DequantizeLinear of int8/uint8 constants feeding Conv, ConvTranspose, Gemm or "
+                "MatMul weights does); use precision='fp16' or 'fp32' for it"
+            )
         try:
             result.save(request.directory / PACKAGE)
         except Exception as exc:
@@ -151,7 +166,10 @@ class CoreMLBackend:
                     "inputs": [asdict(m) for m in result.inputs],
                     "outputs": [asdict(m) for m in result.outputs],
                 },
+                **({"int8_weights": result.int8_weights} if result.int8_weights else {}),
             },
+            # int8 weights, float math: say in which float
+            precision=options.int8_compute if int8 else None,
         )
 
     # -- load ----------------------------------------------------------------------------------
@@ -253,6 +271,16 @@ class CoreMLExecutable:
 
     def close(self) -> None:
         self._predict = None
+
+
+def _check_int8_target(deployment_target: str) -> None:
+    ct = coremltools()
+    if getattr(ct.target, deployment_target).value < ct.target.iOS16.value:
+        raise OptionsError(
+            f"int8 weights need Core ML's constexpr ops, which start with iOS16/macOS13; "
+            f"deployment_target {deployment_target!r} would store them as floats: pass "
+            "options={'deployment_target': 'iOS16'} or newer, or use precision='fp16'"
+        )
 
 
 def _shape(bounds: ShapeRange) -> Any:

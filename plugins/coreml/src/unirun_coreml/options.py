@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -28,6 +28,13 @@ class CoreMLOptions(BaseModel):
         default_factory=dict,
         description="Inputs whose values are known at compile time (a sample rate, a fixed "
         "mask), baked into the program as constants: name -> number or nested list.",
+    )
+
+    int8_compute: Literal["fp16", "fp32"] = Field(
+        default="fp16",
+        description="What a precision='int8' build computes in: its weights stay int8 in the "
+        "package and Core ML dequantizes them to this float type. fp16 is Apple's recipe and "
+        "the only one the Neural Engine runs; fp32 runs on the CPU and GPU only.",
     )
 
     @field_validator("deployment_target")

@@ -16,7 +16,7 @@ import numpy as np
 from .._coremltools import coremltools, quiet
 from .._errors import EvaluationError
 from .._iomap import METADATA_KEY, TensorMapping, loads
-from . import _resample  # noqa: F401  (registers the resampling kernels)
+from . import _constexpr, _resample  # noqa: F401  (register their kernels)
 from ._kernels import KERNELS
 
 __all__ = ["Evaluator", "evaluate"]

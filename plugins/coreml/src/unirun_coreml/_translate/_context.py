@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -10,6 +10,9 @@ from ._known import Known, from_constant
 from ._mil import Value, is_const
 from ._node import Node
 from ._shapes import Dims
+
+if TYPE_CHECKING:
+    from ._quantized import Quantized
 
 
 class Context:
@@ -19,6 +22,8 @@ class Context:
         self.shapes: dict[str, Dims] = shapes or {}  # what ONNX infers (see _shapes)
         self.known: dict[str, Known] = {}  # run-time values known in part (see _known)
         self.sources: dict[Any, tuple[Value, int]] = {}  # MIL dim symbol → (var, axis)
+        self.quantized: dict[str, Quantized] = {}  # int8 constants (see _quantized)
+        self.weights: dict[tuple[Any, ...], Any] = {}  # their constexpr ops, one per form
 
     def expected(self, name: str) -> Dims | None:
         """The dims ONNX infers for a value (int, dim_param name or None each), if any."""

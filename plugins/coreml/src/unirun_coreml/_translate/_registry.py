@@ -108,7 +108,7 @@ def find_unsupported(
             continue
         reason = None
         if entry is None:
-            reason = "no lowering"
+            reason = _QUANTIZED.get(node.op_type, "no lowering")
         elif entry is _BUILTIN.get((node.domain, node.op_type)):
             reason = _newer_than_checked(node) or (entry.check(node) if entry.check else None)
         elif entry.check is not None:
@@ -117,6 +117,17 @@ def find_unsupported(
             missing.append(UnsupportedOp(node.name, node.op_type, node.domain))
             reasons[node.name] = reason
     return missing, reasons
+
+
+_ACTIVATIONS = (
+    "int8 activations are not supported: Core ML takes int8 weights only (DequantizeLinear of "
+    "int8/uint8 constants); unirun's precision='int8' makes that form"
+)
+_QUANTIZED = dict.fromkeys(
+    ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
+     "QLinearMatMul", "MatMulInteger", "ConvInteger"),
+    _ACTIVATIONS,
+)  # fmt: skip
 
 
 def _newer_than_checked(node: Node) -> str | None:

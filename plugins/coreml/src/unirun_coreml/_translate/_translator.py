@@ -23,6 +23,7 @@ from ._inputs import InputPlan, ShapeSpec, mil_dtype_for, mil_type, plan_inputs,
 from ._known import Known, from_dims, propagate, size_of
 from ._mil import Value, cast, is_bool, is_const, shape, to_mil_array
 from ._node import Node
+from ._quantized import remember
 from ._registry import describe, find_unsupported, lookup, opsets_of
 from ._shapes import Dims, infer_shapes
 
@@ -38,6 +39,8 @@ class TranslationResult:
     outputs: tuple[TensorMapping, ...]
     precision: str
     deployment_target: str
+    #: Weights kept int8 in the program (its constexpr dequantize ops), from DequantizeLinear.
+    int8_weights: int = 0
 
     def save(self, path: str | Path) -> Path:
         return save(self, path)
@@ -130,9 +133,15 @@ def translate(
         ),
         precision=precision,
         deployment_target=target.name,
+        int8_weights=sum(op.type.startswith("constexpr_") for op in _operations(spec)),
     )
     mlmodel.user_defined_metadata[METADATA_KEY] = dumps(result.inputs, result.outputs)
     return result
+
+
+def _operations(spec: Any) -> list[Any]:
+    main = spec.mlProgram.functions["main"]
+    return list(main.block_specializations[main.opset].operations)
 
 
 def _input_type(ct: Any, plan: InputPlan) -> Any:
@@ -225,6 +234,7 @@ def _lower(ctx: Context, node: Node) -> None:
         folded = fold(node, inputs)
         if folded is not None:
             _bind(ctx, node, folded)
+            remember(ctx, node, inputs)  # an int8 weight stays int8 where a lowering asks
             return
     known = _known_output(ctx, node, inputs)
     if known is not None:
@@ -329,7 +339,11 @@ def _outputs(
         )
         if is_const(value):
             # A constant output still needs an op: Core ML outputs are op results.
-            value = mb.identity(x=mb.const(val=to_mil_array(value)))
+            try:
+                array = to_mil_array(value)
+            except TypeError as exc:  # int4, float4 … computed from constants
+                raise TranslationError(f"graph output {out.name!r}: {exc}") from None
+            value = mb.identity(x=mb.const(val=array))
         elif value.op is None or id(value) in seen:
             value = mb.identity(x=value)
         if is_bool(value):

@@ -10,6 +10,7 @@ from coremltools.converters.mil.mil import Builder as mb
 from .._context import Context
 from .._mil import Value, arg, dim, is_const, np_dtype, rank, scalar
 from .._node import Node
+from .._quantized import weight
 from .._registry import lowering
 
 _AUTO_PAD = {"SAME_UPPER": "same", "SAME_LOWER": "same_lower", "VALID": "valid"}
@@ -28,7 +29,9 @@ def pad_args(node: Node, spatial: int) -> dict[str, Any]:
     return {"pad_type": "custom", "pad": np.array(interleave(pads, spatial), np.int32)}
 
 
-def _weight(value: Value, like: Value) -> Value:
+def _weight(value: Value, like: Value, int8: Value | None = None) -> Value:
+    if int8 is not None:  # the int8 form of the same weight (see _quantized)
+        return int8
     return value.astype(np_dtype(like)) if is_const(value) else value
 
 
@@ -38,7 +41,7 @@ def _conv(ctx: Context, node: Node) -> Value:
     spatial = rank(x) - 2
     kwargs: dict[str, Any] = {
         "x": x,
-        "weight": _weight(w, x),
+        "weight": _weight(w, x, weight(ctx, node, 1, x)),
         "strides": np.array(node.ints("strides", [1] * spatial), np.int32),
         "dilations": np.array(node.ints("dilations", [1] * spatial), np.int32),
         "groups": np.int32(node.attr("group", 1)),
@@ -90,7 +93,7 @@ def _conv_transpose(ctx: Context, node: Node) -> Value:
     grow = [max(-p, 0) for pair in pads for p in pair]
     kwargs: dict[str, Any] = {
         "x": x,
-        "weight": _weight(w, x),
+        "weight": _weight(w, x, weight(ctx, node, 1, x)),
         "strides": np.array(node.ints("strides", [1] * spatial), np.int32),
         "dilations": np.array(node.ints("dilations", [1] * spatial), np.int32),
         "groups": np.int32(node.attr("group", 1)),
@@ -126,8 +129,10 @@ def _gemm(ctx: Context, node: Node) -> Value:
     elif c is not None and beta != 1.0:
         c = mb.mul(x=c, y=scalar(beta, c))
     if is_const(b):
-        weight = (b if trans_b else b.T).astype(np.float64) * alpha
-        kwargs: dict[str, Any] = {"x": arg(a), "weight": weight.astype(np_dtype(a))}
+        w = weight(ctx, node, 1, a, None if trans_b else (1, 0), alpha)
+        if w is None:
+            w = ((b if trans_b else b.T).astype(np.float64) * alpha).astype(np_dtype(a))
+        kwargs: dict[str, Any] = {"x": arg(a), "weight": w}
         if bias is not None:
             kwargs["bias"] = bias
         out = mb.linear(**kwargs)
@@ -147,7 +152,11 @@ def _matmul(ctx: Context, node: Node) -> Value:
     a, b = ctx.required(node, 0), ctx.required(node, 1)
     if is_const(b) and b.ndim == 2 and not is_const(a) and 1 <= rank(a) <= 3:
         # A constant 2-D right operand is a fully connected layer: `linear` (weight [N, K]).
-        return mb.linear(x=a, weight=np.ascontiguousarray(arg(b).T))
+        w = weight(ctx, node, 1, a, (1, 0))
+        return mb.linear(x=a, weight=np.ascontiguousarray(arg(b).T) if w is None else w)
+    int8 = weight(ctx, node, 1, a) if not is_const(a) else None
+    if int8 is not None:
+        b = int8
     left, right = rank(a) == 1, rank(b) == 1
     if left and right:  # a dot product
         return mb.reduce_sum(x=mb.mul(x=arg(a), y=arg(b)), axes=[0], keep_dims=False)
