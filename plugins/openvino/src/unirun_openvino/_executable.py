@@ -11,7 +11,8 @@ from unirun.errors import ModelClosedError
 from unirun.options import Precision
 from unirun.tensor import TensorSpec
 
-from ._engine import computed_precision, inference_type
+from ._dtypes import OV_NAME, Decode, Encode, decoder, encoder
+from ._engine import computed_precision, inference_type, ov
 from ._errors import map_error
 from ._ports import Binding
 
@@ -53,6 +54,51 @@ class OpenVINOContext:
         self._request = None
 
 
+#: An input of a type numpy lacks: how its arrays become bits, and OpenVINO's element type.
+Narrow = tuple[Encode, Any]
+
+
+class NarrowContext(OpenVINOContext):
+    """An infer request of a model with inputs or outputs of types numpy lacks (bfloat16,
+    float8, int4…), which cross OpenVINO's API as raw bits with OpenVINO's element type. Only
+    such models use it, so the others keep the plain path."""
+
+    def __init__(
+        self,
+        compiled: Any,
+        tensor: Any,
+        feeds: Sequence[tuple[int, str, Narrow | None]],
+        results: Sequence[tuple[int, Decode | None]],
+    ) -> None:
+        super().__init__(compiled, tensor, [(i, name) for i, name, _ in feeds], [])
+        self._narrow_feeds = tuple(feeds)
+        self._narrow_results = tuple(results)
+
+    def infer(self, feeds: Mapping[str, Array]) -> Sequence[Array]:
+        request = self._request
+        if request is None:
+            raise ModelClosedError("the OpenVINO model was closed")
+        tensor, set_input = self._tensor, request.set_input_tensor
+        held = []  # the raw bits (4-bit types: packed copies): the request points into them
+        try:
+            for index, name, narrow in self._narrow_feeds:
+                array = feeds[name]
+                if narrow is None:
+                    set_input(index, tensor(array, shared_memory=array.flags.writeable))
+                else:
+                    bits = narrow[0](array)
+                    held.append(bits)
+                    set_input(index, tensor(bits, array.shape, narrow[1]))
+            request.infer()
+            get_output = request.get_output_tensor
+            return [
+                get_output(index).data.copy() if decode is None else decode(get_output(index))
+                for index, decode in self._narrow_results
+            ]
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise map_error(exc, "run", inputs=dict(self._feeds)) from exc
+
+
 class OpenVINOExecutable:
     """A compiled model. ``loaded_from`` says whether it came from the artifact's exported blob
     (``"blob"``) or was recompiled from its IR (``"ir"``); ``precision`` is the precision
@@ -65,6 +111,7 @@ class OpenVINOExecutable:
         self._tensor = tensor
         self._feeds = binding.feeds
         self._results = binding.results
+        self._narrow = _narrow_ports(binding)
         self.inputs: list[TensorSpec] = binding.inputs
         self.outputs: list[TensorSpec] = binding.outputs
         self.loaded_from = loaded_from
@@ -77,6 +124,8 @@ class OpenVINOExecutable:
         if compiled is None:
             raise ModelClosedError("the OpenVINO model was closed")
         try:
+            if self._narrow is not None:
+                return NarrowContext(compiled, self._tensor, *self._narrow)
             return OpenVINOContext(compiled, self._tensor, self._feeds, self._results)
         except RuntimeError as exc:
             raise map_error(exc, "run") from exc
@@ -84,3 +133,24 @@ class OpenVINOExecutable:
     def close(self) -> None:
         # Contexts keep the compiled model alive until the core closes them.
         self._compiled = None
+
+
+def _narrow_ports(
+    binding: Binding,
+) -> tuple[list[tuple[int, str, Narrow | None]], list[tuple[int, Decode | None]]] | None:
+    """Each port's bridge for a model with types numpy lacks (decided once, at load), or None
+    for a model without them."""
+    kinds = {spec.name: spec.dtype for spec in binding.inputs}
+    types = ov().Type
+    feeds: list[tuple[int, str, Narrow | None]] = []
+    for index, name in binding.feeds:
+        dtype = kinds[name]
+        narrow = (encoder(dtype), getattr(types, OV_NAME[dtype])) if dtype in OV_NAME else None
+        feeds.append((index, name, narrow))
+    results = [
+        (index, decoder(spec.dtype) if spec.dtype in OV_NAME else None)
+        for index, spec in zip(binding.results, binding.outputs, strict=True)
+    ]
+    if all(n is None for *_, n in feeds) and all(d is None for _, d in results):
+        return None
+    return feeds, results

@@ -30,7 +30,6 @@ from ._dtypes import FROM_OV
 
 _REFUSED = {
     "string": "OpenVINO 2026.4 corrupts the heap with string tensors: the process aborts at exit",
-    "bf16": "OpenVINO's Python API hands bf16 tensors to numpy as float16, garbling them",
 }
 _RESULT_SUFFIX = "/sink_port_0"
 

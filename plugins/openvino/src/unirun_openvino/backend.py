@@ -258,7 +258,7 @@ def _compile(
     target = request.options
     ov_model = _engine.read(model)
     onnx_inputs, onnx_outputs = model.inputs, model.outputs
-    # Binding also refuses what unirun cannot exchange (string, bf16) before compiling.
+    # Binding also refuses what unirun cannot exchange (strings) before compiling.
     binding = _ports.bind(ov_model, onnx_inputs, onnx_outputs, CompileError)
     if shapes:
         bounds = _ports.bounded_shapes(_engine.ov(), ov_model, binding, shapes)
