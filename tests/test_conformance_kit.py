@@ -7,13 +7,19 @@ import subprocess
 import sys
 import textwrap
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
+import unirun
 from unirun import _registry
-from unirun.testing.conformance import BackendConformance, plugin_from_source
+from unirun._reference import ReferenceBackend
+from unirun.testing import models
+from unirun.testing.conformance import BackendConformance, ConformanceBase, plugin_from_source
+from unirun.testing.conformance._stand_in import versioned
+from unirun.testing.conformance.base import Params, standard_tests
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "plugins" / "_template"
 
@@ -80,6 +86,98 @@ def test_a_test_class_must_name_its_backend() -> None:
 
         class TestNameless(BackendConformance):
             pass
+
+
+def test_every_topic_contributes_its_tests_and_parameters() -> None:
+    """The composed suite is the union of its topics: each standard test is defined by exactly
+    one topic module, and the parameters of each topic reach the generation."""
+    owners = {fn.__module__.rsplit(".", 1)[-1] for fn in BackendConformance._standard.values()}
+    assert owners == {
+        "contract",
+        "values",
+        "precision",
+        "shapes",
+        "errors",
+        "artifacts",
+        "lifecycle",
+        "ownership",
+        "node_corpus",
+    }
+    assert len(BackendConformance._standard) == 29
+    params = BackendConformance._parameters()
+    assert {"model_name", "dtype", "precision", "bad_input", "tampering", "nan_case"} <= set(params)
+    assert "node_test" in params
+
+
+def test_a_new_topic_is_a_mixin_and_one_line() -> None:
+    class ExtraTests(ConformanceBase):
+        _params: ClassVar[Mapping[str, Params]] = {"flavour": ("sweet", "sour")}
+
+        def test_flavour(self, engine: object, flavour: str) -> None:
+            """Troubleshooting: none."""
+
+    class Extended(ExtraTests, BackendConformance):
+        pass
+
+    tests = standard_tests(Extended)
+    assert tests["test_flavour"] is ExtraTests.test_flavour
+    assert set(BackendConformance._standard) < set(tests)
+    assert Extended._parameters()["flavour"] == ("sweet", "sour")
+
+
+def test_two_topics_defining_one_test_are_refused() -> None:
+    class One(ConformanceBase):
+        def test_same(self) -> None:
+            pass
+
+    class Other(ConformanceBase):
+        def test_same(self) -> None:
+            pass
+
+    class Both(One, Other):
+        pass
+
+    with pytest.raises(TypeError, match="One and Other both define test_same"):
+        standard_tests(Both)
+
+
+def _built_by(backend: str) -> tuple[str, str | None]:
+    manifest = unirun.compile(models.mlp(), backend=backend, cache=False).manifest
+    return manifest.plugin_version, manifest.runtime_version
+
+
+def test_a_re_versioned_backend_is_registered_and_undone() -> None:
+    """The cache test's seam: the backend under other versions, through register_backend, and
+    the installed plugin back afterwards, also when the block fails."""
+    before = _built_by("reference")
+    with versioned("reference", None, plugin="999.0.0", engine="999.0.0-engine"):
+        assert _built_by("reference") == ("999.0.0", "999.0.0-engine")
+
+    def failing() -> None:
+        with versioned("reference", None, plugin="999.0.0"):
+            assert _built_by("reference") == ("999.0.0", before[1])
+            raise RuntimeError("a test failed inside")
+
+    with pytest.raises(RuntimeError):
+        failing()
+    assert _built_by("reference") == before
+    info = next(i for i in unirun.backends() if i.name == "reference")
+    assert info.plugin_version == unirun.__version__  # the distribution's entry point again
+
+
+def test_a_re_versioned_in_process_backend_comes_back() -> None:
+    class InProcess(ReferenceBackend):
+        name = "inprocess"
+
+    original: Any = InProcess()  # a Backend (its options_model is the literal None)
+    unirun.register_backend(original)
+    try:
+        with versioned("inprocess", None, plugin="2.0"):
+            assert _built_by("inprocess")[0] == "2.0"
+        assert _registry.backend_object("inprocess") is original
+        assert _built_by("inprocess")[0] == unirun.__version__
+    finally:
+        unirun.unregister_backend("inprocess")
 
 
 def test_plugin_from_source_is_undone_afterwards() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .models import _init, _model
+from .models._onnx import _init, _model
 
 __all__ = ["byte_classifier", "pooled_cnn", "streaming_vad"]
 
