@@ -15,7 +15,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -24,11 +24,13 @@ from .backend import Capabilities, Context, Executable, ThreadSafety
 from .device import Device
 from .errors import InferenceError, InputError, ModelClosedError, OptionsError, UnirunError
 from .options import CompileOptions, ShapeRange
-from .tensor import TensorSpec, as_array
+from .tensor import OnDevice, TensorSpec, as_array
 
 if TYPE_CHECKING:
+    from ._device_run import DeviceRunner
     from .artifact import Artifact
     from .cache import CacheStatus
+    from .device_tensor import DeviceTensor
 
 __all__ = ["MAX_COPY_BYTES", "Model"]
 
@@ -168,6 +170,8 @@ class Model:
         self._answers = tuple(_Answer(spec, self.inputs) for spec in self.outputs)
         self._disagreed: set[str] = set()
         self._contexts: deque[Context] = deque()
+        self._serial = threading.Lock()  # SERIAL backends: one call at a time, host or device
+        self._device_runner: DeviceRunner | None = None
         self._run: Runner = self._make_runner(executable, capabilities.thread_safety)
         self._closing = False  # close() began: no new work is accepted
         self._closed = False  # the engine is being released: calls are refused
@@ -183,7 +187,11 @@ class Model:
 
     # -- running ---------------------------------------------------------------------------
 
-    def infer(self, inputs: Any) -> dict[str, Array]:
+    @overload
+    def infer(self, inputs: Any, *, outputs: Literal["numpy"] = ...) -> dict[str, Array]: ...
+    @overload
+    def infer(self, inputs: Any, *, outputs: Literal["device"]) -> dict[str, DeviceTensor]: ...
+    def infer(self, inputs: Any, *, outputs: str = "numpy") -> dict[str, Any]:
         """Run the model. ``inputs``: a mapping name→array, a sequence in input order, or one
         array for a one-input model. Returns a new dict of output name → numpy array.
 
@@ -191,10 +199,25 @@ class Model:
         returns as a view of a feed is copied). An output whose shape contradicts the declared
         one (rank, fixed dims, dims named like an input's, checked whenever an output comes
         back in a shape not seen before) is returned as the engine gave it, and a WARNING
-        says so once per output."""
+        says so once per output.
+
+        Device tensors (backends with device I/O on this device: TensorRT, ONNX Runtime on
+        ``cuda``): feeds already on the model's GPU (torch, cupy, jax…, through ``__dlpack__``
+        or ``__cuda_array_interface__``) are used in place, after the work queued to produce
+        them; ``outputs="device"`` returns :class:`~unirun.device_tensor.DeviceTensor` s on the
+        model's device, complete and owning their memory, for ``torch.from_dlpack`` /
+        ``cupy.from_dlpack``. Elsewhere a device feed is an ``InputError`` saying where it
+        lives and ``outputs="device"`` an ``OptionsError``."""
+        if outputs != "numpy":
+            return self._device_path().infer(inputs, outputs)
         if self._closed:
             raise ModelClosedError(f"this {self.backend} model was closed; load it again")
-        feeds = self._feeds(inputs)
+        try:
+            feeds = self._feeds(inputs)
+        except OnDevice as exc:
+            if exc.device is None or exc.device.kind not in self.capabilities.device_io:
+                raise
+            return self._device_path().infer(inputs, outputs)
         try:
             results = self._run(feeds)
         except Exception as exc:
@@ -215,14 +238,14 @@ class Model:
             if value.shape not in answer.seen:
                 self._check_answer(answer, value, feeds)
             return {answer.name: value}
-        outputs: dict[str, Array] = {}
+        answered: dict[str, Array] = {}
         for answer, value in zip(answers, results, strict=False):  # lengths checked above
             if _shared(value, feeds):
                 value = value.copy()
             if value.shape not in answer.seen:
                 self._check_answer(answer, value, feeds)
-            outputs[answer.name] = value
-        return outputs
+            answered[answer.name] = value
+        return answered
 
     __call__ = infer
 
@@ -305,6 +328,14 @@ class Model:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _device_path(self) -> DeviceRunner:
+        runner = self._device_runner
+        if runner is None:
+            from ._device_run import DeviceRunner
+
+            runner = self._device_runner = DeviceRunner(self)
+        return runner
+
     def _release(self) -> None:
         self._closed = True
         while self._contexts:
@@ -380,7 +411,7 @@ class Model:
                     free.append(ctx)
 
             return run_pooled
-        lock = threading.Lock()
+        lock = self._serial
         infer: Runner = executable.infer
 
         def run_serial(feeds: Mapping[str, Array]) -> Sequence[Array]:
