@@ -215,7 +215,12 @@ class Model:
         try:
             feeds = self._feeds(inputs)
         except OnDevice as exc:
-            if exc.device is None or exc.device.kind not in self.capabilities.device_io:
+            kind = self.device.kind
+            if (
+                exc.device is None
+                or exc.device.kind != kind
+                or kind not in self.capabilities.device_io
+            ):
                 raise
             return self._device_path().infer(inputs, outputs)
         try:
