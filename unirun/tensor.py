@@ -81,7 +81,7 @@ def as_array(value: Any, spec: TensorSpec) -> np.ndarray[Any, Any]:
                     f"DLPack ({exc}); pass a numpy array instead",
                     spec.name,
                 ) from exc
-    elif isinstance(getattr(value, "__cuda_array_interface__", None), dict):
+    elif _cuda_array(value):
         raise OnDevice(spec.name, 2, -1)
     if hasattr(value, "__array__"):
         try:
@@ -143,6 +143,13 @@ def _torch_bfloat16(value: Any) -> np.ndarray[Any, Any] | None:
     bits: np.ndarray[Any, Any] = np.from_dlpack(value.detach().view(torch.int16))
     result: np.ndarray[Any, Any] = bits.view(np.dtype(ml_dtypes.bfloat16))
     return result
+
+
+def _cuda_array(value: Any) -> bool:
+    try:
+        return isinstance(getattr(value, "__cuda_array_interface__", None), dict)
+    except Exception:  # a property that refuses (a host tensor of some framework)
+        return False
 
 
 def _dlpack_device(value: Any) -> tuple[int, int] | None:
