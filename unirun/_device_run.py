@@ -106,7 +106,7 @@ class DeviceRunner:
     def _feed(self, slot: _Slot, value: Any) -> DeviceTensor:
         model = self._model
         if where(value) is None:
-            return DeviceTensor.from_numpy(model._check(slot, value))
+            return DeviceTensor.from_numpy(model._check(slot, value), slot.spec.dtype)
         tensor = from_object(value, slot.name, stream=LEGACY_STREAM)
         device, here = tensor.device, model.device
         if device.kind != here.kind or (device.index is not None and device.index != here.ordinal):

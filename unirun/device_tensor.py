@@ -30,6 +30,7 @@ __all__ = ["LEGACY_STREAM", "DeviceTensor", "from_object", "where"]
 LEGACY_STREAM = 1
 
 _HOST = Device("cpu")
+_DTYPES: dict[np.dtype[Any], DType] = {d.numpy: d for d in DType if d.numpy_native}
 # DLPack device types whose memory a unirun device kind can address.
 _KINDS = {1: "cpu", 3: "cpu", 2: "cuda", 13: "cuda"}
 
@@ -76,12 +77,13 @@ class DeviceTensor:
         return self.device.kind == "cpu"
 
     @classmethod
-    def from_numpy(cls, array: np.ndarray[Any, Any]) -> DeviceTensor:
-        """A host tensor viewing ``array`` (made C-contiguous first if it is not)."""
+    def from_numpy(cls, array: np.ndarray[Any, Any], dtype: DType | None = None) -> DeviceTensor:
+        """A host tensor viewing ``array`` (made C-contiguous first if it is not); ``dtype``
+        saves the lookup when the caller knows it."""
         array = np.ascontiguousarray(array)
-        return cls(
-            int(array.ctypes.data), tuple(array.shape), DType.from_numpy(array.dtype), owner=array
-        )
+        if dtype is None:
+            dtype = _DTYPES.get(array.dtype) or DType.from_numpy(array.dtype)
+        return cls(array.ctypes.data, array.shape, dtype, owner=array)
 
     def numpy(self) -> np.ndarray[Any, Any]:
         """The data of a host tensor as a numpy array: the owner itself when it is that array,
