@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .backend import API_VERSION, Capabilities, DeviceInfo, Probe, ThreadSafety
     from .cache import default_cache_dir
     from .device import Device
+    from .device_tensor import DeviceTensor
     from .dtypes import DType
     from .model import Model
     from .options import CompileOptions, ShapeRange
@@ -57,6 +58,7 @@ _LAZY: dict[str, str] = {
     "DType": "dtypes",
     "Device": "device",
     "DeviceInfo": "backend",
+    "DeviceTensor": "device_tensor",
     "Manifest": "artifact",
     "Model": "model",
     "Probe": "backend",
@@ -122,6 +124,7 @@ __all__ = [
     "Device",
     "DeviceError",
     "DeviceInfo",
+    "DeviceTensor",
     "InferenceError",
     "InputError",
     "InvalidModelError",

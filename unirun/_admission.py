@@ -10,7 +10,10 @@ from typing import Any
 from .backend import API_VERSION, Capabilities
 from .device import DEVICE_KINDS
 
-__all__ = ["capabilities_problem", "contract_problem", "version_problem"]
+__all__ = ["capabilities_problem", "contract_problem", "device_io_problem", "version_problem"]
+
+#: Device kinds whose memory the core's device tensors can address (``unirun.device_tensor``).
+DEVICE_IO_KINDS = ("cuda",)
 
 
 def version_problem(obj: Any, install: str) -> str | None:
@@ -91,7 +94,34 @@ def _param(p: inspect.Parameter) -> str:
     return f"{prefix}{p.name}" + ("=…" if p.default is not p.empty else "")
 
 
+def device_io_problem(obj: Any) -> str | None:
+    """Whether an executable or context of a ``device_io`` backend has ``infer_device`` with
+    the contract's signature; None when it fits."""
+    if not hasattr(obj, "infer_device"):
+        return (
+            f"declares Capabilities.device_io, but its {type(obj).__name__} has no "
+            "infer_device(feeds, outputs); this is a plugin bug"
+        )
+    return _signature_problem(obj.infer_device, "infer_device", ("feeds", "outputs"))
+
+
 def capabilities_problem(caps: Capabilities) -> str | None:
+    device_io = caps.device_io
+    if not isinstance(device_io, tuple) or not all(isinstance(k, str) for k in device_io):
+        return f"declares device_io={device_io!r}; it is a tuple of device kinds, e.g. ('cuda',)"
+    undeclared = [k for k in device_io if k not in caps.device_kinds]
+    if undeclared:
+        return (
+            f"declares device_io for {', '.join(map(repr, undeclared))}, which is not among "
+            "its device_kinds"
+        )
+    foreign = [k for k in device_io if k not in DEVICE_IO_KINDS]
+    if foreign:
+        return (
+            f"declares device_io for {', '.join(map(repr, foreign))}; unirun exchanges device "
+            f"tensors on {', '.join(map(repr, DEVICE_IO_KINDS))} only (host memory needs no "
+            "declaration)"
+        )
     unknown = [
         kind
         for kind in caps.device_kinds

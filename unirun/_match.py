@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from . import _registry, _select
+from ._admission import device_io_problem
 from ._build import CacheArg, plugin_options
 from ._calls import plugin_call
 from .artifact import Artifact
@@ -164,6 +165,10 @@ def open_model(
             f"backend plugin {name!r} declares thread_safety={safety.value} but its executable "
             f"({type(executable).__name__}) has no {method}; this is a plugin bug"
         )
+    if safety is not ThreadSafety.CONTEXTS and device.device.kind in backend.capabilities.device_io:
+        problem = device_io_problem(executable)  # a context's is checked when first used
+        if problem:
+            raise PluginIncompatibleError(f"backend plugin {name!r} {problem}")
     return Model(
         backend=name,
         device=device.device,

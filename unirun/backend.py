@@ -57,9 +57,19 @@ Rules every plugin follows:
   environment variables, and write only inside ``request.directory`` (compile) and
   ``request.cache_dir``.
 
+Device tensors (optional): a backend whose engine keeps tensors on a device lists those device
+kinds in ``Capabilities.device_io`` (``("cuda",)``) and gives the executable — or, for
+``CONTEXTS`` backends, each context — ``infer_device(feeds, outputs)``
+(:class:`SupportsDeviceIO`). On a device of such a kind the core calls it instead of ``infer``
+when a feed already lives on the device or the user asked for ``outputs="device"``; every
+other call still goes through ``infer``. Elsewhere the core refuses device feeds with
+``InputError`` and ``outputs="device"`` with ``OptionsError``, so a plugin without device I/O
+never sees one.
+
 Optional methods, found with ``isinstance`` against the ``Supports*`` protocols below:
-``map_error``, ``unsupported_ops`` (``unirun inspect``), ``diagnose`` (``unirun doctor``) and
-``native_runner`` (the ONNX node-suite baseline). The core never requires them.
+``map_error``, ``unsupported_ops`` (``unirun inspect``), ``diagnose`` (``unirun doctor``),
+``native_runner`` (the ONNX node-suite baseline) and, on executables or contexts,
+``infer_device``. The core never requires them; it checks the signature of those a plugin has.
 """
 
 from __future__ import annotations
@@ -80,6 +90,7 @@ from .tensor import TensorSpec
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from .device_tensor import DeviceTensor
     from .errors import UnirunError
     from .source import OnnxModel
 
@@ -96,9 +107,11 @@ __all__ = [
     "Finding",
     "Int8Form",
     "LoadRequest",
+    "OutputPlace",
     "Probe",
     "Stage",
     "SupportsContexts",
+    "SupportsDeviceIO",
     "SupportsDiagnosis",
     "SupportsErrorMapping",
     "SupportsNativeRunner",
@@ -113,6 +126,8 @@ API_VERSION = 2
 Array = np.ndarray[Any, Any]
 #: Where an engine exception was raised, as passed to ``map_error``.
 Stage = Literal["compile", "load", "run"]
+#: Where ``infer_device`` leaves its outputs: host memory, or the executable's device.
+OutputPlace = Literal["host", "device"]
 
 
 class ThreadSafety(str, Enum):
@@ -188,6 +203,10 @@ class Capabilities:
     #: ``gpu_kinds`` also satisfy a request for ``"gpu"``.
     new_device_kinds: Mapping[str, str] = field(default_factory=dict)
     gpu_kinds: tuple[str, ...] = ()
+    #: Device kinds (of ``device_kinds``) on which executables take and return tensors in
+    #: device memory through ``infer_device`` (:class:`SupportsDeviceIO`). unirun exchanges
+    #: device tensors on ``"cuda"``; empty: host memory only.
+    device_io: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Accept the enum's string values ("bounded"), as plugins written from the docs do.
@@ -362,6 +381,35 @@ class SupportsContexts(Protocol):
     every request on one of them, never two requests on the same one at once."""
 
     def create_context(self) -> Context: ...
+
+
+@runtime_checkable
+class SupportsDeviceIO(Protocol):
+    """Optional, on an executable (``SERIAL``, ``CONCURRENT``) or a context (``CONTEXTS``) of a
+    backend that declares ``Capabilities.device_io``: run one request on tensors in device
+    memory, without a host round trip. Same threading rules as ``infer``; the core checks the
+    signature when it loads the executable (a context: when it first uses it).
+
+    ``feeds`` hold every input by name as a :class:`~unirun.device_tensor.DeviceTensor`, each
+    checked by the core against the input's dtype, rank, fixed dims and compiled bounds, dense
+    and C-contiguous, and either in host memory (``device`` is ``cpu``: the caller's numpy
+    array, which the plugin copies in) or on this executable's device (``device`` is the
+    executable's, or ``cuda`` without an index for a CUDA array interface producer, which does
+    not say: assume the executable's GPU). A device feed's ``stream``, when not None, is a CUDA
+    stream whose queued work produces it: order the engine's work after it (an event recorded
+    on it and waited on) before reading the feed. Feeds belong to the caller: read them during
+    the call only, keep no reference after it returns, never write to them.
+
+    Return one ``DeviceTensor`` per output, in ``outputs`` order, complete when the call
+    returns (``stream`` None): with ``outputs="host"`` in host memory (``DeviceTensor.
+    from_numpy(array)`` of a new array), with ``outputs="device"`` on the executable's
+    device. Each owns its memory through ``owner`` (an allocation freed when the owner is
+    collected, an engine value such as an ``OrtValue``): never a buffer a later call reuses,
+    never a feed's memory (the core checks and raises ``InferenceError`` for a plugin bug)."""
+
+    def infer_device(
+        self, feeds: Mapping[str, DeviceTensor], outputs: OutputPlace
+    ) -> Sequence[DeviceTensor]: ...
 
 
 @runtime_checkable

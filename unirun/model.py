@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -24,11 +24,13 @@ from .backend import Capabilities, Context, Executable, ThreadSafety
 from .device import Device
 from .errors import InferenceError, ModelClosedError, UnirunError
 from .options import CompileOptions
-from .tensor import TensorSpec
+from .tensor import OnDevice, TensorSpec
 
 if TYPE_CHECKING:
+    from ._device_run import DeviceRunner
     from .artifact import Artifact
     from .cache import CacheStatus
+    from .device_tensor import DeviceTensor
 
 __all__ = ["MAX_COPY_BYTES", "Model"]
 
@@ -83,6 +85,8 @@ class Model:
         self._answers = tuple(Answer(spec, self.inputs) for spec in self.outputs)
         self._disagreed: set[str] = set()
         self._contexts: deque[Context] = deque()
+        self._serial = threading.Lock()  # SERIAL backends: one call at a time, host or device
+        self._device_runner: DeviceRunner | None = None
         self._run: Runner = self._make_runner(executable, capabilities.thread_safety)
         self._closing = False  # close() began: no new work is accepted
         self._closed = False  # the engine is being released: calls are refused
@@ -98,7 +102,11 @@ class Model:
 
     # -- running ---------------------------------------------------------------------------
 
-    def infer(self, inputs: Any) -> dict[str, Array]:
+    @overload
+    def infer(self, inputs: Any, *, outputs: Literal["numpy"] = ...) -> dict[str, Array]: ...
+    @overload
+    def infer(self, inputs: Any, *, outputs: Literal["device"]) -> dict[str, DeviceTensor]: ...
+    def infer(self, inputs: Any, *, outputs: str = "numpy") -> dict[str, Any]:
         """Run the model. ``inputs``: a mapping name→array, a sequence in input order, or one
         array for a one-input model. Returns a new dict of output name → numpy array.
 
@@ -106,13 +114,24 @@ class Model:
         returns as a view of a feed is copied). An output whose shape contradicts the declared
         one (rank, fixed dims, dims named like an input's, checked whenever an output comes
         back in a shape not seen before) is returned as the engine gave it, and a WARNING
-        says so once per output."""
+        says so once per output.
+
+        Device tensors (backends with device I/O on this device: TensorRT, ONNX Runtime on
+        ``cuda``): feeds already on the model's GPU (torch, cupy, jax…, through ``__dlpack__``
+        or ``__cuda_array_interface__``) are used in place, after the work queued to produce
+        them; ``outputs="device"`` returns :class:`~unirun.device_tensor.DeviceTensor` s on the
+        model's device, complete and owning their memory, for ``torch.from_dlpack`` /
+        ``cupy.from_dlpack``. Elsewhere a device feed is an ``InputError`` saying where it
+        lives and ``outputs="device"`` an ``OptionsError``."""
+        if outputs != "numpy":
+            return self._device_path().infer(inputs, outputs)
         if self._closed:
             raise self._closed_error()
         # Hot path: a dict holding exactly the inputs, each a C-contiguous array of the
         # input's dtype in a shape already accepted, goes to the engine as it is (no new dict,
         # no conversion); anything else takes the general checks.
         fast = self._fast
+        feeds: Mapping[str, Array] | None = None
         if type(inputs) is dict and len(inputs) == len(fast):
             feeds = inputs
             for name, dtype, ok in fast:
@@ -123,10 +142,15 @@ class Model:
                     or array.shape not in ok
                     or not array.flags.c_contiguous
                 ):
-                    feeds = self._feeds.check(inputs)
+                    feeds = None
                     break
-        else:
-            feeds = self._feeds.check(inputs)
+        if feeds is None:
+            try:
+                feeds = self._feeds.check(inputs)
+            except OnDevice as exc:
+                if not self._runs_on_device(exc):
+                    raise
+                return self._device_path().infer(inputs, outputs)
         try:
             results = self._run(feeds)
         except Exception as exc:
@@ -242,6 +266,23 @@ class Model:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _runs_on_device(self, exc: OnDevice) -> bool:
+        """Whether the device feed of ``exc`` lives where this model takes device tensors."""
+        kind = self.device.kind
+        return (
+            exc.device is not None
+            and exc.device.kind == kind
+            and kind in self.capabilities.device_io
+        )
+
+    def _device_path(self) -> DeviceRunner:
+        runner = self._device_runner
+        if runner is None:
+            from ._device_run import DeviceRunner
+
+            runner = self._device_runner = DeviceRunner(self)
+        return runner
+
     def _release(self) -> None:
         self._closed = True
         self._run = _refuse  # drop the engine's callable: its resources go with the executable
@@ -318,7 +359,7 @@ class Model:
                     free.append(ctx)
 
             return run_pooled
-        lock = threading.Lock()
+        lock = self._serial
         infer: Runner = executable.infer
 
         def run_serial(feeds: Mapping[str, Array]) -> Sequence[Array]:

@@ -11,7 +11,7 @@ import numpy as np
 from .dtypes import DType
 from .errors import InputError
 
-__all__ = ["Dim", "TensorSpec", "as_array", "random_feeds"]
+__all__ = ["Dim", "OnDevice", "TensorSpec", "as_array", "random_feeds"]
 
 #: A dimension: a fixed size, or a name for a size fixed only at run time.
 Dim = int | str
@@ -68,12 +68,7 @@ def as_array(value: Any, spec: TensorSpec) -> np.ndarray[Any, Any]:
     if hasattr(value, "__dlpack__"):
         device = _dlpack_device(value)
         if device is not None and device[0] not in _DLPACK_HOST:
-            raise InputError(
-                f"input {spec.name!r} lives on a device (DLPack device type {device[0]}, id "
-                f"{device[1]}); this model takes host memory: move it to the CPU first "
-                "(torch: .cpu(), cupy: .get())",
-                spec.name,
-            )
+            raise OnDevice(spec.name, *device)
         try:
             return np.from_dlpack(value)
         except Exception as exc:  # the producer's own code runs here: it may raise anything
@@ -86,6 +81,8 @@ def as_array(value: Any, spec: TensorSpec) -> np.ndarray[Any, Any]:
                     f"DLPack ({exc}); pass a numpy array instead",
                     spec.name,
                 ) from exc
+    elif _cuda_array(value):
+        raise OnDevice(spec.name, 2, -1)
     if hasattr(value, "__array__"):
         try:
             return np.asarray(value)
@@ -112,6 +109,28 @@ def as_array(value: Any, spec: TensorSpec) -> np.ndarray[Any, Any]:
     )
 
 
+class OnDevice(InputError):
+    """A feed that lives in device memory reached a path that takes host memory. ``device`` is
+    where it lives, as a unirun device when unirun has a kind for it (``cuda:0``; ``cuda`` for
+    a CUDA array interface producer, which does not say which GPU), else None."""
+
+    def __init__(self, name: str, dlpack_type: int, index: int) -> None:
+        from ._dlpack import DEVICE_NAMES
+        from .device import Device
+
+        self.device: Device | None = None
+        if dlpack_type in (2, 13):
+            self.device = Device("cuda", index if index >= 0 else None)
+            where = str(self.device)
+        else:
+            where = f"{DEVICE_NAMES.get(dlpack_type, f'DLPack device type {dlpack_type}')} {index}"
+        super().__init__(
+            f"input {name!r} lives on a device ({where}); this model takes host memory: move it "
+            "to the CPU first (torch: .cpu(), cupy: .get())",
+            name,
+        )
+
+
 def _torch_bfloat16(value: Any) -> np.ndarray[Any, Any] | None:
     """numpy cannot import bfloat16 through DLPack; reinterpret a torch tensor's bits instead."""
     import sys
@@ -124,6 +143,13 @@ def _torch_bfloat16(value: Any) -> np.ndarray[Any, Any] | None:
     bits: np.ndarray[Any, Any] = np.from_dlpack(value.detach().view(torch.int16))
     result: np.ndarray[Any, Any] = bits.view(np.dtype(ml_dtypes.bfloat16))
     return result
+
+
+def _cuda_array(value: Any) -> bool:
+    try:
+        return isinstance(getattr(value, "__cuda_array_interface__", None), dict)
+    except Exception:  # a property that refuses (a host tensor of some framework)
+        return False
 
 
 def _dlpack_device(value: Any) -> tuple[int, int] | None:

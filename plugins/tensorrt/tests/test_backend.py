@@ -84,3 +84,20 @@ def test_extra_follows_the_driver() -> None:
     assert extra_for("12.8") == "cu12"
     assert extra_for(None) == "cu13"
     assert _registry.KNOWN_PLUGINS["tensorrt"] == "pip install 'unirun-tensorrt[cu13]'"
+
+
+def test_device_io_is_declared_and_its_method_fits_the_contract() -> None:
+    """The core admits the backend with device I/O on cuda, and a context's ``infer_device``
+    has the signature the core calls (checked here without a GPU; it runs in
+    ``test_integration.py::test_device_tensors_in_and_out_without_host_copies``)."""
+    from unirun._admission import capabilities_problem, device_io_problem
+    from unirun_tensorrt.backend import TensorRTContext
+
+    backend = TensorRTBackend()
+    assert backend.capabilities.device_io == ("cuda",)
+    assert capabilities_problem(backend.capabilities) is None
+    context = TensorRTContext.__new__(TensorRTContext)
+    assert device_io_problem(context) is None
+    context._context = None
+    with pytest.raises(unirun.ModelClosedError):
+        context.infer_device({}, "device")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from unirun import DType
+from unirun.device_tensor import from_object
 from unirun.errors import DeviceError, InferenceError
 from unirun_tensorrt import _cuda
-from unirun_tensorrt._device_io import CUDA, from_object
 
 
 def to_host(ptr: int, nbytes: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:  # type: ignore[type-arg]
@@ -58,6 +58,17 @@ def test_pinned_staging_round_trip(gpu: int) -> None:
     other.close()
 
 
+def test_handed_over_memory_is_the_callers(gpu: int) -> None:
+    buffer = _cuda.DeviceBuffer()
+    ptr = buffer.ensure(4096)
+    owned = _cuda.Owned(buffer)
+    assert (owned.ptr, buffer.ptr) == (ptr, 0)
+    assert buffer.ensure(16) != 0  # the buffer allocates anew
+    owned.free()
+    owned.free()  # once only
+    buffer.free()
+
+
 def test_cuda_errors_with_a_gpu(gpu: int) -> None:
     with pytest.raises(DeviceError, match="cudaErrorInvalidDevice"):
         _cuda.set_device(_cuda.device_count() + 7)
@@ -76,10 +87,10 @@ def test_torch_cuda_tensors(gpu: int) -> None:
             if how == "cai" and dtype == torch.bfloat16:
                 continue  # the CUDA array interface has no bfloat16 typestr
             stream = _cuda.Stream()
-            view = from_object(obj, "x", stream.handle)
-            assert view.ptr == tensor.data_ptr()
-            assert view.device_type == CUDA and view.shape == (3, 4) and view.dtype is kind
-            raw = to_host(view.ptr, view.nbytes, np.dtype(np.uint8), (view.nbytes,))
+            view = from_object(obj, "x", stream=stream.handle)
+            assert view.pointer == tensor.data_ptr()
+            assert view.device.kind == "cuda" and view.shape == (3, 4) and view.dtype is kind
+            raw = to_host(view.pointer, view.nbytes, np.dtype(np.uint8), (view.nbytes,))
             np.testing.assert_array_equal(raw, tensor.cpu().view(torch.uint8).numpy().reshape(-1))
             stream.close()
 
@@ -89,8 +100,8 @@ def test_cupy_arrays(gpu: int) -> None:
     array = cupy.arange(10, dtype=cupy.float16)
     for obj in (_DlpackOnly(array), _CaiOnly(array)):
         view = from_object(obj, "x")
-        assert view.ptr == array.data.ptr and view.dtype is DType.FLOAT16
-        host = to_host(view.ptr, view.nbytes, np.dtype(np.float16), (10,))
+        assert view.pointer == array.data.ptr and view.dtype is DType.FLOAT16
+        host = to_host(view.pointer, view.nbytes, np.dtype(np.float16), (10,))
         np.testing.assert_array_equal(host, cupy.asnumpy(array))
 
 

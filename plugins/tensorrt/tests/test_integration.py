@@ -18,10 +18,6 @@ from onnx import TensorProto, helper
 import unirun
 from unirun.errors import ArtifactError, UnsupportedModelError
 from unirun.testing import models
-from unirun_tensorrt import _cuda
-from unirun_tensorrt._device_io import from_object
-from unirun_tensorrt._profiles import from_json
-from unirun_tensorrt._runtime import Engine
 
 pytestmark = pytest.mark.usefixtures("tensorrt")
 
@@ -187,25 +183,28 @@ def test_concurrent_calls_use_their_own_contexts() -> None:
 
 
 def test_device_tensors_in_and_out_without_host_copies() -> None:
-    """The runtime's device path (the seam for the core's future ``outputs="device"``): torch
-    CUDA tensors in, device outputs read back."""
+    """torch CUDA tensors in, ``outputs="device"`` out, read back through DLPack; the outputs
+    stay valid after later calls (they own their memory)."""
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("this torch build has no CUDA")
     proto = models.conv_net(size=16)
-    art = unirun.compile(proto, backend="tensorrt", shapes=SHAPES)
-    engine = Engine(
-        art.path("model.plan").read_bytes(), 0, from_json(art.manifest.extra["profiles"])
-    )
-    context = engine.create_context()
-    x = image(4)
-    tensor = torch.from_numpy(x).cuda()
-    (out,) = context.execute({"image": from_object(tensor, "image", context.stream)})
-    context.synchronize()
-    assert out.on_cuda and out.shape == (4, 10)
-    host = np.empty(out.shape, np.float32)
-    stream = _cuda.Stream()
-    _cuda.copy_to_host(host.ctypes.data, out.ptr, out.nbytes, stream)
-    stream.synchronize()
-    np.testing.assert_allclose(host, reference(proto, {"image": x})[0], rtol=1e-4, atol=1e-5)
-    context.close()
+    with unirun.load(proto, backend="tensorrt", device="cuda", shapes=SHAPES) as model:
+        first, second = image(4), image(2)
+        outs = []
+        for x in (first, second):
+            side = torch.cuda.Stream()
+            with torch.cuda.stream(side):  # produced on another stream: unirun must wait
+                tensor = torch.from_numpy(x).cuda(non_blocking=True) * 1.0
+            outs.append(model({"image": tensor}, outputs="device")["logits"])
+        for out, x in zip(outs, (first, second), strict=True):
+            assert isinstance(out, unirun.DeviceTensor) and str(out.device) == "cuda:0"
+            got = torch.from_dlpack(out).cpu().numpy()
+            want = reference(proto, {"image": x})[0]
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+        host = model(torch.from_numpy(first).cuda())["logits"]  # device in, numpy out
+        np.testing.assert_allclose(
+            host, reference(proto, {"image": first})[0], rtol=1e-4, atol=1e-5
+        )
+        with pytest.raises(unirun.InputError, match="float16"):
+            model(torch.zeros(4, 3, 16, 16, device="cuda", dtype=torch.float16))

@@ -23,18 +23,20 @@ from unirun.backend import (
     Finding,
     Int8Form,
     LoadRequest,
+    OutputPlace,
     Probe,
     Stage,
     ThreadSafety,
 )
 from unirun.device import Device
+from unirun.device_tensor import DeviceTensor
 from unirun.dtypes import DType
 from unirun.errors import DeviceError, ModelClosedError, UnirunError, UnsupportedModelError
 from unirun.options import Precision
 from unirun.source import build_with_fixed_shapes, graphs
 from unirun.tensor import Dim, TensorSpec
 
-from . import _log
+from . import _iobinding, _log
 from ._dtypes import FROM_ORT, NARROW, from_ortvalue, to_ortvalue
 from ._errors import map_error, out_of_space
 from ._ops import unsupported_ops
@@ -114,6 +116,7 @@ class OnnxRuntimeBackend:
         artifact_format="onnx",
         pins_runtime_version=False,
         priority={"cpu": 50, "cuda": 60},
+        device_io=("cuda",),  # I/O binding (_iobinding.py)
     )
 
     def probe(self) -> Probe:
@@ -234,7 +237,7 @@ class OnnxRuntimeBackend:
         session = _session(
             ort, str(request.file(PAYLOAD)), so, request.device.device, options, "load"
         )
-        return OrtExecutable(session)
+        return OrtExecutable(session, request.device.device)
 
     # -- optional methods ----------------------------------------------------------------------
 
@@ -263,8 +266,9 @@ class OnnxRuntimeBackend:
 class OrtExecutable:
     """An ONNX Runtime session. ``InferenceSession.run`` is safe to call from many threads."""
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, device: Device | None = None) -> None:
         self._session: Any = session
+        self.device = device or Device("cpu")
         self.inputs = [_spec(arg) for arg in session.get_inputs()]
         self.outputs = [_spec(arg) for arg in session.get_outputs()]
         self.providers: list[str] = session.get_providers()
@@ -274,6 +278,24 @@ class OrtExecutable:
         # ``infer(feeds)`` is ``session.run(None, feeds)`` itself, no Python frame between:
         # the hot path. ONNX Runtime's exceptions go to the backend's map_error (the core).
         self.infer: Callable[[Mapping[str, Array]], Sequence[Array]] = functools.partial(run, None)
+
+    def infer_device(
+        self, feeds: Mapping[str, DeviceTensor], outputs: OutputPlace
+    ) -> Sequence[DeviceTensor]:
+        """Tensors in device memory in and out through I/O binding
+        (:class:`unirun.backend.SupportsDeviceIO`; the core calls it on ``cuda`` only)."""
+        session = self._session
+        if session is None:
+            _closed()
+        return _iobinding.run(
+            _ort(),
+            session,
+            feeds,
+            on_device=outputs == "device",
+            device=self.device,
+            inputs=self.inputs,
+            outputs=self.outputs,
+        )
 
     def _run_narrow(self, names: None, feeds: Mapping[str, Array]) -> list[Array]:
         """``session.run`` for models with inputs or outputs numpy's bridge cannot carry."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -163,6 +164,25 @@ class DeviceBuffer:
         ptr, self.ptr, self.capacity = self.ptr, 0, 0
         if ptr:
             runtime().cudaFree(ptr)
+
+
+class Owned:
+    """Device memory handed to a caller (an output tensor's owner): taken from ``buffer``,
+    which is left empty, and freed when this object is collected."""
+
+    def __init__(self, buffer: DeviceBuffer) -> None:
+        self.ptr, self.capacity = buffer.ptr, buffer.capacity
+        buffer.ptr, buffer.capacity = 0, 0
+        self._finalizer = weakref.finalize(self, _free, self.ptr)
+        self._finalizer.atexit = False  # at exit the process's memory goes with the driver
+
+    def free(self) -> None:
+        self._finalizer()
+
+
+def _free(ptr: int) -> None:
+    if ptr:
+        runtime().cudaFree(ptr)
 
 
 class PinnedBuffer:

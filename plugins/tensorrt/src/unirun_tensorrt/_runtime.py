@@ -1,8 +1,9 @@
 """A deserialized TensorRT engine and its execution contexts: the named-tensor API
 (``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``) on a stream per context.
 
-Engine-only: no unirun contract types here, only plain values (:class:`DeviceTensor`, numpy
-arrays, profiles), so the contract glue in ``backend.py`` stays thin.
+Engine-only: no unirun contract types here, only plain values (unirun's
+:class:`~unirun.device_tensor.DeviceTensor`, numpy arrays, profiles), so the contract glue in
+``backend.py`` stays thin.
 
 Memory: each context owns a device buffer per I/O tensor, reused while it is big enough and
 reallocated when a larger shape arrives, and page-locked host buffers that stage numpy inputs
@@ -21,11 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from unirun.device import Device
+from unirun.device_tensor import DeviceTensor
 from unirun.dtypes import DType
 from unirun.errors import ArtifactError, DeviceError, InferenceError, InputError
 
 from . import _cuda, _engine, _profiles
-from ._device_io import CUDA_HOST, DeviceTensor
 from ._dtypes import from_trt, nbytes
 from ._errors import trim
 
@@ -158,75 +160,88 @@ class Context:
                 if t.dynamic:
                     context.set_output_allocator(t.name, self._allocator)
         self._profile = 0
+        # The dicts themselves, not their values now: device buffers are handed over to
+        # outputs and replaced, and only the current ones are the context's to free.
         self._finalizer = weakref.finalize(
-            self,
-            _release,
-            self._stream,
-            [*self._device.values(), *self._host.values()],
-            self._allocated,
+            self, _release, self._stream, (self._device, self._host), self._allocated
         )
 
     # -- running -------------------------------------------------------------------------------
 
     def infer(self, feeds: Mapping[str, Array]) -> list[Array]:
         """Host arrays in, new host arrays out (staged through page-locked memory)."""
-        stream = self._stream
-        tensors = {}
+        tensors = {t.name: self._stage_in(t, feeds[t.name]) for t in self._inputs}
+        return self._stage_out(self._run(tensors))
+
+    def execute(self, inputs: Mapping[str, DeviceTensor], *, on_device: bool) -> list[DeviceTensor]:
+        """Tensors in host or device memory in; outputs on this GPU (``on_device``) or in host
+        memory, complete when this returns.
+
+        Inputs on this GPU are used in place, after this context's stream has waited for each
+        input's producer stream; host inputs are staged in. Device outputs are handed over: the
+        memory TensorRT wrote becomes the output's (freed when its owner is collected) and the
+        context allocates anew on its next call, so no later call overwrites an output."""
+        tensors: dict[str, DeviceTensor] = {}
+        waited: set[int] = set()
         for t in self._inputs:
-            array = feeds[t.name]
-            size = array.nbytes
-            pinned = self._host[t.name]
-            if size:
-                np.copyto(pinned.view(size), array.reshape(-1).view(np.uint8))
-            ptr = self._device[t.name].ensure(size)
-            if size:
-                _cuda.copy_to_device(ptr, pinned.ptr, size, stream)
-            tensors[t.name] = DeviceTensor(ptr, array.shape, t.dtype, device_id=self._ordinal)
-        outputs = self._run(tensors, staged=True)
-        results = []
+            given = inputs[t.name]
+            if given.on_host:
+                tensors[t.name] = self._stage_in(t, given.numpy())
+                continue
+            if given.device.kind != "cuda" or given.device.index not in (None, self._ordinal):
+                raise InputError(
+                    f"input {t.name!r} lives on {given.device}, but the model runs on "
+                    f"cuda:{self._ordinal}; move it there first",
+                    t.name,
+                )
+            stream = given.stream
+            if stream is not None and stream != self._stream.handle and stream not in waited:
+                self._stream.wait_for(stream)
+                waited.add(stream)
+            tensors[t.name] = given
+        outputs = self._run(tensors)
+        if not on_device:
+            return [DeviceTensor.from_numpy(a) for a in self._stage_out(outputs)]
+        device = Device("cuda", self._ordinal)
+        handed = [
+            DeviceTensor(out.pointer, out.shape, out.dtype, device, owner=self._hand_over(t))
+            for t, out in zip(self._outputs, outputs, strict=True)
+        ]
+        self._stream.synchronize()
+        return handed
+
+    def _stage_in(self, t: IOTensor, array: Array) -> DeviceTensor:
+        size = array.nbytes
+        pinned = self._host[t.name]
+        if size:
+            np.copyto(pinned.view(size), array.reshape(-1).view(np.uint8))
+        ptr = self._device[t.name].ensure(size)
+        if size:
+            _cuda.copy_to_device(ptr, pinned.ptr, size, self._stream)
+        return DeviceTensor(ptr, tuple(array.shape), t.dtype, Device("cuda", self._ordinal))
+
+    def _stage_out(self, outputs: Sequence[DeviceTensor]) -> list[Array]:
+        stream = self._stream
+        views = []
         for t, out in zip(self._outputs, outputs, strict=True):
             size = out.nbytes
             pinned = self._host[t.name]
-            view = pinned.view(size)
+            views.append(pinned.view(size))
             if size:
-                _cuda.copy_to_host(pinned.ptr, out.ptr, size, stream)
-            results.append((view, out))
+                _cuda.copy_to_host(pinned.ptr, out.pointer, size, stream)
         stream.synchronize()
         # Copy out of the pinned buffers: the next call reuses them.
-        return [view.view(out.dtype.numpy).reshape(out.shape).copy() for view, out in results]
+        return [
+            view.view(out.dtype.numpy).reshape(out.shape).copy()
+            for view, out in zip(views, outputs, strict=True)
+        ]
 
-    def execute(self, inputs: Mapping[str, DeviceTensor]) -> list[DeviceTensor]:
-        """Device tensors in, device tensors out, enqueued on this context's stream.
-
-        Inputs on this GPU are used in place (the stream first waits for each input's producer
-        stream); host inputs are copied. The outputs live in this context's buffers: valid
-        until its next call, ready once :meth:`synchronize` returns (or after waiting on
-        ``stream``)."""
-        tensors = {}
-        for t in self._inputs:
-            given = inputs[t.name]
-            if given.on_cuda:
-                if given.device_id not in (-1, self._ordinal):
-                    raise InputError(
-                        f"input {t.name!r} lives on cuda:{given.device_id}, but the model runs "
-                        f"on cuda:{self._ordinal}; move it there first",
-                        t.name,
-                    )
-                if given.stream not in (None, self._stream.handle):
-                    self._stream.wait_for(given.stream)
-                tensors[t.name] = given
-                continue
-            if given.device_type not in (1, CUDA_HOST):
-                raise InputError(
-                    f"input {t.name!r} lives on DLPack device type {given.device_type}, which "
-                    "TensorRT cannot read",
-                    t.name,
-                )
-            ptr = self._device[t.name].ensure(given.nbytes)
-            if given.nbytes:
-                _cuda.copy_to_device(ptr, given.ptr, given.nbytes, self._stream)
-            tensors[t.name] = DeviceTensor(ptr, given.shape, t.dtype, device_id=self._ordinal)
-        return self._run(tensors, staged=False)
+    def _hand_over(self, t: IOTensor) -> _cuda.Owned:
+        """The memory output ``t`` was written to, now the caller's; the context starts afresh."""
+        if t.name in self._allocated.buffers:
+            return _cuda.Owned(self._allocated.buffers.pop(t.name))
+        buffer, self._device[t.name] = self._device[t.name], _cuda.DeviceBuffer()
+        return _cuda.Owned(buffer)
 
     @property
     def stream(self) -> int:
@@ -235,7 +250,7 @@ class Context:
     def synchronize(self) -> None:
         self._stream.synchronize()
 
-    def _run(self, inputs: Mapping[str, DeviceTensor], *, staged: bool) -> list[DeviceTensor]:
+    def _run(self, inputs: Mapping[str, DeviceTensor]) -> list[DeviceTensor]:
         _cuda.set_device(self._ordinal)
         context, stream = self._context, self._stream
         if context is None:
@@ -253,7 +268,7 @@ class Context:
                     f"{self._profile}); the engine was built for {self._bounds(t.name)}",
                     t.name,
                 )
-            context.set_tensor_address(t.name, tensor.ptr or self._device[t.name].ensure(1))
+            context.set_tensor_address(t.name, tensor.pointer or self._device[t.name].ensure(1))
         shapes: dict[str, tuple[int, ...]] = {}
         for t in self._outputs:
             if t.dynamic:
@@ -269,22 +284,18 @@ class Context:
             raise InferenceError(
                 "TensorRT failed to run the model: " + trim("; ".join(lines) or "no reason logged")
             )
+        device = Device("cuda", self._ordinal)
         outputs = []
         for t in self._outputs:
             if t.dynamic:
                 shape = self._allocated.shapes.get(t.name) or tuple(
                     int(d) for d in context.get_tensor_shape(t.name)
                 )
-                ptr = (
-                    self._allocated.buffers[t.name].ptr if t.name in self._allocated.buffers else 0
-                )
+                # An empty output may have been given no memory at all (pointer 0).
+                ptr = self._allocated.buffers.setdefault(t.name, _cuda.DeviceBuffer()).ptr
             else:
                 shape, ptr = shapes[t.name], self._device[t.name].ptr
-            outputs.append(
-                DeviceTensor(
-                    ptr, shape, t.dtype, 2, self._ordinal, None if staged else stream.handle
-                )
-            )
+            outputs.append(DeviceTensor(ptr, shape, t.dtype, device))
         return outputs
 
     def _select_profile(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
@@ -310,11 +321,14 @@ class Context:
 
 
 def _release(
-    stream: _cuda.Stream, buffers: list[_cuda.DeviceBuffer | _cuda.PinnedBuffer], outputs: _Outputs
+    stream: _cuda.Stream,
+    buffers: tuple[Mapping[str, _cuda.DeviceBuffer], Mapping[str, _cuda.PinnedBuffer]],
+    outputs: _Outputs,
 ) -> None:
     with contextlib.suppress(Exception):  # a dead device: free what can be freed
         stream.synchronize()
-    for buffer in buffers:
-        buffer.free()
+    for group in buffers:
+        for buffer in group.values():
+            buffer.free()
     outputs.free()
     stream.close()

@@ -22,10 +22,12 @@ from unirun.backend import (
     DynamicShapes,
     Finding,
     LoadRequest,
+    OutputPlace,
     Probe,
     ThreadSafety,
 )
 from unirun.device import Device
+from unirun.device_tensor import DeviceTensor
 from unirun.errors import DeviceError, ModelClosedError
 from unirun.tensor import TensorSpec
 
@@ -58,6 +60,7 @@ class TensorRTBackend:
         pins_runtime_version=True,
         # Above ONNX Runtime's CUDA provider: whoever installs TensorRT wants it on NVIDIA GPUs.
         priority={"cuda": 70},
+        device_io=("cuda",),
     )
 
     def probe(self) -> Probe:
@@ -158,6 +161,17 @@ class TensorRTContext:
         if context is None:
             raise ModelClosedError("this TensorRT model was closed")
         return context.infer(feeds)
+
+    def infer_device(
+        self, feeds: Mapping[str, DeviceTensor], outputs: OutputPlace
+    ) -> Sequence[DeviceTensor]:
+        """Feeds on this GPU used in place (after their producer's stream), host feeds staged
+        in; outputs handed over from the memory TensorRT wrote (``"device"``) or copied to the
+        host (:class:`unirun.backend.SupportsDeviceIO`)."""
+        context = self._context
+        if context is None:
+            raise ModelClosedError("this TensorRT model was closed")
+        return context.execute(feeds, on_device=outputs == "device")
 
     def close(self) -> None:
         context, self._context = self._context, None
