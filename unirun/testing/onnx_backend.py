@@ -141,6 +141,8 @@ def _collected() -> list[Any]:
 def _value(value: Any, onnx: Any) -> Any:
     if isinstance(value, onnx.TensorProto):
         return onnx.numpy_helper.to_array(value)
+    if isinstance(value, np.generic):  # a 0-d tensor the generators wrote as np.float32(...)
+        return np.asarray(value)
     return value
 
 
@@ -172,12 +174,14 @@ def onnx_backend(name: str, **load_args: Any) -> type[Any]:
             model = self.model
             if isinstance(inputs, Mapping):
                 feeds: Any = {k: _as_declared(v, model, k) for k, v in inputs.items()}
-            elif isinstance(inputs, (list, tuple)):
+            elif isinstance(inputs, (list, tuple)) and len(inputs) <= len(model.inputs):
+                # By name: a list is also a sequence input's value.
                 named = zip(inputs, model.inputs, strict=False)
-                feeds = [_as_declared(v, model, s.name) for v, s in named]
-                feeds.extend(inputs[len(feeds) :])  # let the core name what is too many
+                feeds = {s.name: _as_declared(v, model, s.name) for v, s in named}
+            elif isinstance(inputs, (list, tuple)):
+                feeds = list(inputs)  # too many: let the core say so
             else:
-                feeds = [_as_declared(inputs, model, model.inputs[0].name)]
+                feeds = {model.inputs[0].name: _as_declared(inputs, model, model.inputs[0].name)}
             return tuple(model.infer(feeds).values())
 
         def close(self) -> None:
@@ -217,7 +221,7 @@ def _as_declared(value: Any, model: Any, name: str) -> Any:
     """Reinterpret raw storage (``uint16`` bits for bfloat16, ``uint8`` for float8) as the
     declared narrow type; anything else is left for the core to check."""
     spec = next((s for s in model.inputs if s.name == name), None)
-    if spec is None or not isinstance(value, np.ndarray):
+    if spec is None or spec.kind is not None or not isinstance(value, np.ndarray):
         return value
     want = spec.dtype.numpy
     if value.dtype != want and value.dtype.kind in "iu" and spec.dtype.bits in (4, 8, 16):
@@ -333,6 +337,14 @@ def _compare_one(want: Any, have: Any, rtol: float, atol: float) -> str | None:
         return None
     if want is None or have is None:
         return None if want is None and have is None else "expected and got differ in presence"
+    if isinstance(want, dict):
+        if not isinstance(have, dict) or set(have) != set(want):
+            return f"expected a map with keys {sorted(want)!r:.80}, got {type(have).__name__}"
+        for key in want:
+            problem = _compare_one(want[key], have[key], rtol, atol)
+            if problem:
+                return f"key {key!r}: {problem}"
+        return None
     want, have = np.asarray(want), np.asarray(have)
     if want.shape != have.shape:
         return f"shape {have.shape}, expected {want.shape}"
