@@ -37,7 +37,8 @@ from .errors import (
     UnsupportedModelError,
 )
 from .source import build_with_fixed_shapes, graph_inputs, graph_outputs
-from .values import ValueKind
+from .tensor import TensorSpec
+from .values import OptionalType, TensorType, ValueKind
 
 if TYPE_CHECKING:
     from .source import OnnxModel
@@ -135,20 +136,35 @@ class ReferenceExecutable:
         evaluator = self._evaluator
         if evaluator is None:  # closed while this call waited for its turn
             raise ModelClosedError("the reference model was closed")
-        return [_value(r) for r in evaluator.run(None, dict(feeds))]
+        results = evaluator.run(None, dict(feeds))
+        return [_value(r, spec) for r, spec in zip(results, self.outputs, strict=True)]
 
     def close(self) -> None:
         self._evaluator = None
 
 
-def _value(result: Any) -> Any:
+def _value(result: Any, spec: TensorSpec | None = None) -> Any:
     """A result as unirun returns it: numpy arrays, lists for sequences, dicts for maps, None
-    for an absent optional (the evaluator gives numpy scalars for some 0-d tensors)."""
+    for an absent optional. Where the evaluator strays from the declared type in a way that
+    loses nothing, this restores it: numpy scalars for 0-d tensors, float64 where numpy
+    promoted a float32 computation (DictVectorizer), and ``[x]`` for an optional tensor (what
+    its ``Optional`` operator returns)."""
+    kind = spec.kind if spec is not None else None
+    if spec is not None and isinstance(kind, OptionalType) and isinstance(kind.element, TensorType):
+        if isinstance(result, list) and len(result) == 1:
+            result = result[0]
+        present = TensorSpec.of(spec.name, kind.element)
+        return None if result is None else _value(result, present)
     if result is None or isinstance(result, dict):
         return result
     if isinstance(result, list):
         return [_value(item) for item in result]
-    return np.asarray(result)
+    array = np.asarray(result)
+    if spec is not None and kind is None:
+        declared = spec.dtype.numpy
+        if array.dtype != declared and np.can_cast(array.dtype, declared, "same_kind"):
+            array = array.astype(declared)
+    return array
 
 
 @functools.cache
