@@ -180,8 +180,12 @@ class InputPlan:
         self.given: dict[str, Array] = {}
         for spec in specs:
             value = given.get(spec.name)
-            if value is not None:
-                self.given[spec.name] = value.to(spec) if isinstance(value, Value) else value
+            if isinstance(value, Value):
+                self.given[spec.name] = value.to(spec)
+            elif value is not None:
+                if spec.dtype is DType.STRING and spec.kind is None and value.dtype.kind in "US":
+                    value = value.astype(object)  # .npy files hold text as fixed-width unicode
+                self.given[spec.name] = value
         self._missing = [s for s in specs if s.name not in self.given]
         self._hints = mine(graph, {s.name for s in self._missing}) if graph is not None else {}
         self._dims = _choose_dims(self.specs, self.given, shapes or {})

@@ -29,6 +29,7 @@ from .dtypes import DType
 from .errors import InvalidModelError, UnsupportedModelError
 
 __all__ = [
+    "MAP_KEYS",
     "MapType",
     "OptionalType",
     "SequenceType",

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from unirun import DType
-from unirun.values import MapType, OptionalType, SequenceType, TensorType, ValueType
+from unirun.values import MAP_KEYS, MapType, OptionalType, SequenceType, TensorType, ValueType
 
 FROM_ORT: dict[str, DType] = {
     "tensor(float)": DType.FLOAT32,
@@ -61,6 +61,8 @@ def value_type(text: str) -> ValueType | None:
         try:
             key_type = DType.parse(key.strip())
         except ValueError:
+            return None
+        if key_type not in MAP_KEYS:
             return None
         value = value_type(rest)
         return None if value is None else MapType(key_type, value)
