@@ -97,6 +97,12 @@ class Build:
         }
         self.int8: Int8Plan | None = None
         if self.options.precision == "int8" or args.calibration is not None:
+            valued = [str(s) for s in self.model.inputs if s.kind is not None]
+            if valued:
+                raise OptionsError(
+                    f"int8 calibration feeds tensor inputs only; this model takes "
+                    f"{'; '.join(valued)}: build it without int8"
+                )
             from .quantize._build import plan
 
             self.int8 = plan(self, args.calibration)

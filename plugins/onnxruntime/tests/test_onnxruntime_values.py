@@ -83,3 +83,29 @@ def test_narrow_tensors_still_cross_beside_a_value_model() -> None:
     with unirun.load(models.passthrough("bfloat16"), backend="onnxruntime", cache=False) as m:
         x = np.arange(6, dtype=np.float32).reshape(2, 3).astype(ml_dtypes.bfloat16)
         np.testing.assert_array_equal(m({"x": x})["y"], x)
+
+
+def test_fp16_that_would_change_a_sequences_type_is_refused() -> None:
+    """The fp16 converter keeps float32 tensor inputs but turns seq(float32) into
+    seq(float16): refused rather than changing what the caller feeds; a classifier's ZipMap
+    output (always float32 maps) builds."""
+    with pytest.raises(UnsupportedModelError, match=r"items: seq\(float32\[\?\]\) would become"):
+        unirun.compile(
+            models.sequence_model(), backend="onnxruntime", precision="fp16", cache=False
+        )
+    with unirun.load(
+        models.zipmap_classifier(), backend="onnxruntime", precision="fp16", cache=False
+    ) as m:
+        rows = m(np.ones((2, 4), np.float32))["probabilities"]
+        assert len(rows) == 2 and abs(sum(rows[0].values()) - 1) < 1e-2
+
+
+def test_int8_is_refused_for_sequence_inputs() -> None:
+    with pytest.raises(unirun.OptionsError, match=r"int8 calibration feeds tensor inputs only"):
+        unirun.compile(
+            models.sequence_model(),
+            backend="onnxruntime",
+            precision="int8",
+            calibration=[{"items": [], "x": np.ones(1, np.float32)}] * 16,
+            cache=False,
+        )

@@ -203,6 +203,8 @@ class OnnxRuntimeBackend:
         inputs = _specs(session.get_inputs(), model.inputs)
         outputs = _specs(session.get_outputs(), model.outputs)
         del session
+        if fp16 and not options.fp16_io:
+            _check_kept(model, inputs, outputs)
         extra: dict[str, Any] = {"providers": _providers(device, options)[0]}
         # ONNX Runtime computes in the graph's own types: an fp32 build is fp32 everywhere; an
         # fp16 build wraps ops it has no fp16 kernel for in Casts to fp32, so ask its graph.
@@ -491,6 +493,27 @@ def _check_values(model: OnnxModel) -> None:
                     f"input {spec.name!r} is {spec.kind}; ONNX Runtime's Python API feeds maps "
                     "from int64 or string keys to float32 values only"
                 )
+
+
+def _check_kept(
+    model: OnnxModel, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]
+) -> None:
+    """The fp16 converter keeps tensor inputs/outputs float32 but not the tensors inside a
+    sequence or map: refuse a build whose values would change type under the caller."""
+    built = {s.name: s.kind for s in (*inputs, *outputs) if s.kind is not None}
+    changed = [
+        f"{s.name}: {s.kind} would become {built[s.name]}"
+        for s in (*model.inputs, *model.outputs)
+        if s.kind is not None
+        and s.name in built
+        and _unshaped(s.kind) != _unshaped(built[s.name])
+    ]
+    if changed:
+        raise UnsupportedModelError(
+            f"precision='fp16' would change the type of {'; '.join(changed)} (ONNX Runtime's "
+            "fp16 conversion keeps only tensor inputs/outputs in float32); build this model in "
+            "fp32, or pass options={'fp16_io': True} to accept float16 values"
+        )
 
 
 def _maps(kind: ValueType | None) -> list[MapType]:
