@@ -504,9 +504,7 @@ def _check_kept(
     changed = [
         f"{s.name}: {s.kind} would become {built[s.name]}"
         for s in (*model.inputs, *model.outputs)
-        if s.kind is not None
-        and s.name in built
-        and _unshaped(s.kind) != _unshaped(built[s.name])
+        if s.kind is not None and s.name in built and _unshaped(s.kind) != _unshaped(built[s.name])
     ]
     if changed:
         raise UnsupportedModelError(
