@@ -344,9 +344,12 @@ def test_predict_carries_values() -> None:
 
 def test_tensor_models_stay_plain_models() -> None:
     """Only models with sequences, maps or optionals pay for checking them."""
-    from unirun._value_io import ValueModel
+    from unirun._value_model import ValueModel
 
     with unirun.load(models.mlp(), backend="reference", cache=False) as m:
         assert type(m) is unirun.Model
     with unirun.load(models.sequence_model(), backend="reference", cache=False) as m:
         assert isinstance(m, unirun.Model) and isinstance(m, ValueModel)
+    with unirun.load(models.zipmap_classifier(), backend="reference", cache=False) as m:
+        x = np.ones((2, 4), f32)
+        assert m([x])["label"].shape == (2,) == m(x)["label"].shape  # one tensor input

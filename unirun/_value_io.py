@@ -1,29 +1,22 @@
 """Feeds and outputs that are not plain tensors: sequences (lists), maps (dicts) and optionals
-(None when absent), checked against their :mod:`unirun.values` type.
-
-A :class:`~unirun.model.Model` whose inputs or outputs include such values is a
-:class:`ValueModel`: the same model, whose ``infer`` also checks those values. Models of
-tensors only never come here, so their hot path is unchanged.
-"""
+(None when absent), checked against their :mod:`unirun.values` type; and the checks of the
+tensor inputs beside them. Used by :class:`unirun._value_model.ValueModel` only, so models of
+tensors only never come here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
-from ._calls import map_engine_error
 from .dtypes import DType
-from .errors import InferenceError, InputError, ModelClosedError
-from .model import Model, _dtype_expression, _shared
+from .errors import InferenceError, InputError
+from .options import ShapeRange
 from .tensor import TensorSpec, as_array
 from .values import MapType, OptionalType, SequenceType, TensorType, ValueType
 
-if TYPE_CHECKING:
-    from .model import _Slot
-
-__all__ = ["ValueModel", "ValueSlot", "accept", "feed_parts"]
+__all__ = ["InputCheck", "accept", "feed_parts", "input_check", "shares_memory"]
 
 Array = np.ndarray[Any, Any]
 #: Checks one value at a path (``["item 2", "key 'a'"]``) and returns it as the engine takes it.
@@ -41,25 +34,49 @@ _INT_RANGES = {
 }
 
 
-class ValueSlot:
-    """One input that is not a tensor, with its checker built once at load."""
+class InputCheck:
+    """One input of a model with values that are not tensors: its name, what it expects, and
+    a checker built once at load that returns the value as the engine takes it or raises an
+    ``InputError`` naming the item or key that does not fit."""
 
-    __slots__ = ("check_at", "name", "optional", "spec")
+    __slots__ = ("check", "expected", "name", "optional")
 
-    def __init__(self, spec: TensorSpec) -> None:
-        assert spec.kind is not None
-        self.spec = spec
-        self.name = spec.name
-        self.optional = isinstance(spec.kind, OptionalType)
-        self.check_at = _checker(spec.kind, spec.name)
+    def __init__(self, name: str, expected: str, optional: bool, check: Callable[[Any], Any]):
+        self.name, self.expected, self.optional, self.check = name, expected, optional, check
 
-    def expected(self) -> str:
-        return str(self.spec.kind)
 
-    def check(self, value: Any) -> Any:
-        """``value`` as the engine takes it (lists, dicts, C-contiguous arrays of the declared
-        types, None), or ``InputError`` naming the element, key or item that does not fit."""
-        return self.check_at(value, [])
+def input_check(spec: TensorSpec, bounds: ShapeRange | None) -> InputCheck:
+    """The check of input ``spec``: of its value type, or of a tensor within ``bounds`` (the
+    compiled ``shapes``)."""
+    if spec.kind is None:
+        tensor = _tensor_checker(TensorType(spec.dtype, spec.shape), spec.name, scalar=False)
+        expected = str(spec).split(": ", 1)[1]
+        if bounds is None:
+            return InputCheck(spec.name, expected, False, lambda value: tensor(value, []))
+        within = _bounds_checker(spec, bounds)
+        return InputCheck(spec.name, expected, False, lambda value: within(tensor(value, [])))
+    check = _checker(spec.kind, spec.name)
+    optional = isinstance(spec.kind, OptionalType)
+    return InputCheck(spec.name, str(spec.kind), optional, lambda value: check(value, []))
+
+
+def _bounds_checker(spec: TensorSpec, bounds: ShapeRange) -> Callable[[Array], Array]:
+    choices = None if bounds.choices is None else set(bounds.choices)
+
+    def within(array: Array) -> Array:
+        shape = array.shape
+        fits = len(shape) == bounds.rank and all(
+            lo <= n <= hi for lo, n, hi in zip(bounds.min, shape, bounds.max, strict=True)
+        )
+        if not fits or (choices is not None and shape not in choices):
+            raise InputError(
+                f"input {spec.name!r} expects {spec.dtype} of shape {bounds.describe()}, got "
+                f"shape {shape}; the model was compiled for {bounds.describe()}",
+                spec.name,
+            )
+        return array
+
+    return within
 
 
 def _where(name: str, path: list[str]) -> str:
@@ -167,7 +184,7 @@ def _tensor_checker(kind: TensorType, name: str, *, scalar: bool) -> Checker:
         if array.dtype != dtype:
             raise InputError(
                 f"{where} expects {kind}, got dtype {array.dtype}; convert it with "
-                f".astype({_dtype_expression(dtype)})",
+                f".astype({_dtype_name(dtype)})",
                 name,
             )
         if shape is not None and (
@@ -185,15 +202,15 @@ def _tensor_checker(kind: TensorType, name: str, *, scalar: bool) -> Checker:
 # -- outputs --------------------------------------------------------------------------------
 
 
-def feed_parts(feeds: Mapping[str, Any]) -> tuple[dict[str, Array], set[int]]:
-    """Every array in ``feeds`` (inside lists and dicts too), keyed by position, and the ids of
-    the lists and dicts: what an output must not share with the caller's inputs."""
-    arrays: dict[str, Array] = {}
+def feed_parts(feeds: Mapping[str, Any]) -> tuple[list[Array], set[int]]:
+    """Every array in ``feeds`` (inside lists and dicts too) and the ids of the lists and
+    dicts: what an output must not share with the caller's inputs."""
+    arrays: list[Array] = []
     containers: set[int] = set()
 
     def walk(value: Any) -> None:
         if isinstance(value, np.ndarray):
-            arrays[str(len(arrays))] = value
+            arrays.append(value)
         elif isinstance(value, list):
             containers.add(id(value))
             for item in value:
@@ -208,8 +225,13 @@ def feed_parts(feeds: Mapping[str, Any]) -> tuple[dict[str, Array], set[int]]:
     return arrays, containers
 
 
+def shares_memory(value: Array, arrays: list[Array]) -> bool:
+    """Whether ``value`` may share memory with one of the feed ``arrays``."""
+    return any(np.may_share_memory(value, a) for a in arrays)
+
+
 def accept(
-    spec: TensorSpec, value: Any, arrays: dict[str, Array], containers: set[int], backend: str
+    spec: TensorSpec, value: Any, arrays: list[Array], containers: set[int], backend: str
 ) -> Any:
     """An engine's output of a non-tensor ``spec``: checked for its form (a list, a dict, an
     array or scalar, None only where optional), with new containers and copies of arrays that
@@ -221,7 +243,7 @@ def accept(
 
 class _Acceptor:
     def __init__(
-        self, spec: TensorSpec, arrays: dict[str, Array], containers: set[int], backend: str
+        self, spec: TensorSpec, arrays: list[Array], containers: set[int], backend: str
     ) -> None:
         self.spec, self.arrays, self.containers, self.backend = spec, arrays, containers, backend
 
@@ -230,8 +252,7 @@ class _Acceptor:
             return None if value is None else self.take(kind.element, value, path)
         if isinstance(kind, TensorType):
             if isinstance(value, np.ndarray):
-                arrays = self.arrays
-                return value.copy() if arrays and _shared(value, arrays) else value
+                return value.copy() if shares_memory(value, self.arrays) else value
             if isinstance(value, (np.generic, int, float, str, bool)):
                 return value
             return self.wrong(kind, value, path)
@@ -273,92 +294,9 @@ class _Acceptor:
         )
 
 
-# -- the model ------------------------------------------------------------------------------
-
-
-class ValueModel(Model):
-    """A :class:`~unirun.model.Model` with inputs or outputs that are not plain tensors.
-
-    Feeds: a sequence is a list (or tuple) of arrays, a map a dict, an absent optional None (an
-    optional input may also be left out of the feeds). For a model with one input, anything
-    but a dict is that input's value (so a list is the sequence itself). Outputs come back in
-    the same forms; the caller owns them."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._value_slots = {s.name: ValueSlot(s) for s in self.inputs if s.kind is not None}
-        self._order: tuple[_Slot | ValueSlot, ...] = tuple(
-            self._value_slots.get(slot.name, slot) for slot in self._slots
-        )
-
-    def infer(self, inputs: Any) -> dict[str, Any]:
-        """Run the model; see :meth:`Model.infer` and the class docstring for the values."""
-        if self._closed:
-            raise ModelClosedError(f"this {self.backend} model was closed; load it again")
-        feeds = self._feeds(inputs)
-        try:
-            results = self._run(feeds)
-        except Exception as exc:
-            error = map_engine_error(self.backend, self._mapper, "run", exc)
-            if error is exc:
-                raise
-            raise error from exc
-        answers = self._answers
-        if len(results) != len(answers):
-            raise InferenceError(
-                f"backend {self.backend!r} returned {len(results)} outputs for {len(answers)} "
-                "declared ones; this is a plugin bug"
-            )
-        arrays, containers = feed_parts(feeds)
-        outputs: dict[str, Any] = {}
-        for answer, value in zip(answers, results, strict=True):
-            if answer.spec.kind is not None:
-                value = accept(answer.spec, value, arrays, containers, self.backend)
-            else:
-                if arrays and _shared(value, arrays):
-                    value = value.copy()
-                if value.shape not in answer.seen:
-                    self._check_answer(answer, value, feeds)
-            outputs[answer.name] = value
-        return outputs
-
-    __call__ = infer
-
-    def _feeds(self, inputs: Any) -> dict[str, Any]:
-        if not self._value_slots:
-            return super()._feeds(inputs)
-        order = self._order
-        if isinstance(inputs, Mapping):
-            feeds: dict[str, Any] = {}
-            for slot in order:
-                if slot.name in inputs:
-                    feeds[slot.name] = self._check_any(slot, inputs[slot.name])
-                elif isinstance(slot, ValueSlot) and slot.optional:
-                    feeds[slot.name] = None
-                else:
-                    raise self._missing(slot, inputs)  # type: ignore[arg-type]
-            if any(k not in self._by_name for k in inputs):
-                raise self._unknown(inputs)
-            return feeds
-        if len(order) == 1:
-            return {order[0].name: self._check_any(order[0], inputs)}
-        if isinstance(inputs, (list, tuple)):
-            if len(inputs) != len(order):
-                raise InputError(
-                    f"got {len(inputs)} positional inputs, but the model takes {len(order)}: "
-                    f"{', '.join(map(str, self.inputs))}"
-                )
-            return {s.name: self._check_any(s, v) for s, v in zip(order, inputs, strict=True)}
-        raise InputError(
-            f"the model takes {len(order)} inputs ({', '.join(map(str, self.inputs))}); pass a "
-            "dict name -> value or a sequence in that order"
-        )
-
-    def _check_any(self, slot: _Slot | ValueSlot, value: Any) -> Any:
-        if isinstance(slot, ValueSlot):
-            return slot.check(value)
-        return self._check(slot, value)
-
-
-def has_values(specs: Sequence[TensorSpec]) -> bool:
-    return any(spec.kind is not None for spec in specs)
+def _dtype_name(dtype: np.dtype[Any]) -> str:
+    """How to name ``dtype`` in Python: ``numpy.float32``, ``object``, ``ml_dtypes.bfloat16``."""
+    if dtype == np.dtype(object):
+        return "object"
+    module = "ml_dtypes" if dtype.type.__module__.startswith("ml_dtypes") else "numpy"
+    return f"{module}.{dtype.name}"

@@ -148,7 +148,7 @@ class Model:
         if cls is Model and executable is not None:
             specs = (*executable.inputs, *executable.outputs)
             if any(getattr(spec, "kind", None) is not None for spec in specs):
-                from ._value_io import ValueModel
+                from ._value_model import ValueModel
 
                 cls = ValueModel
         return super().__new__(cls)
