@@ -22,14 +22,17 @@ PAGE = DOCS / "support-matrix.md"
 
 #: The backends shipped in this repository, in the order the page lists them.
 BUNDLED = ("onnxruntime", "openvino", "tensorrt", "coreml", "reference")
-#: Words for why a test passes only natively, keyed by a fragment of unirun's error message.
+#: Fragments of unirun's error message when a backend does not carry a test's sequence, map or
+#: optional inputs/outputs (the older wording too, for runs recorded before value kinds).
 NON_TENSOR = (
+    "does not carry",
     "exchanges dense tensors only",
     "unknown to unirun",
     "sequences and maps are not tensors",
 )
 #: What is known about tests that pass on one side only, by test-name prefix.
 NOTES = {
+    "test_bernoulli": "draws random numbers, so it passes or fails by chance on either side",
     "test_rotary_embedding": "OpenVINO 2026.4 computes RotaryEmbedding wrongly in a compiled model "
     "that went through export_model/import_model (the plugin's blob artifact); compiled "
     "directly, as the native run does, it passes",
@@ -60,9 +63,14 @@ def _dtypes(caps: Any) -> str:
     return ", ".join(names) if len(names) <= 8 else f"{len(names)}: " + ", ".join(names)
 
 
+def _values(caps: Any) -> str:
+    kinds = [str(k) for k in getattr(caps, "value_kinds", ()) if str(k) != "tensor"]
+    return ", ".join(kinds) if kinds else "tensors only"
+
+
 def _row(name: str, caps: Any, suite: dict[str, Any] | None) -> str:
     if caps is None:
-        return f"| {name} | (plugin not loadable here) | | | | | | | |"
+        return f"| {name} | (plugin not loadable here) | | | | | | | | |"
     devices = ", ".join(caps.device_kinds)
     precisions = ", ".join(caps.precisions)
     node = native = "not recorded"
@@ -77,8 +85,8 @@ def _row(name: str, caps: Any, suite: dict[str, Any] | None) -> str:
             native = f"{runs['native']['summary']['pass']} / {total}"
     return (
         f"| {name} | {devices} | {precisions} | {caps.dynamic_shapes.value} | "
-        f"{caps.thread_safety.value} | {caps.artifact_format} | {_dtypes(caps)} | {node} | "
-        f"{native} |"
+        f"{caps.thread_safety.value} | {caps.artifact_format} | {_dtypes(caps)} | "
+        f"{_values(caps)} | {node} | {native} |"
     )
 
 
@@ -111,20 +119,24 @@ def _differences(name: str, suite: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {mode} | {s['pass']} | {s['fail']} | {s['error']} | {runs[mode]['seconds']} |"
         )
-    lines += [
-        "",
-        f"- Pass only through unirun: {len(only_unirun)}, of which {len(narrow)} feed or return "
-        "types numpy lacks (bfloat16, float8, float4, int4, int2), which unirun carries as "
-        "`ml_dtypes` arrays.",
-    ]
+    unirun_line = f"- Pass only through unirun: {len(only_unirun) or 'none'}"
+    if narrow:
+        unirun_line += (
+            f", of which {len(narrow)} feed or return types numpy lacks (bfloat16, float8, "
+            "float4, int4, int2), which unirun carries as `ml_dtypes` arrays"
+        )
+    lines += ["", unirun_line + "."]
     if other_unirun:
-        lines.append(f"  Others: {_names(other_unirun)}.")
-    lines.append(
-        f"- Pass only natively: {len(only_native)}, of which {len(non_tensor)} have sequence or "
-        "optional inputs or outputs, which unirun's tensor-only API does not carry."
-    )
+        lines.append(f"  {'Others' if narrow else 'They are'}: {_names(other_unirun)}.")
+    native_line = f"- Pass only natively: {len(only_native) or 'none'}"
+    if non_tensor:
+        native_line += (
+            f", of which {len(non_tensor)} have sequence or optional inputs or outputs, which "
+            "this backend does not declare (`Capabilities.value_kinds`)"
+        )
+    lines.append(native_line + ".")
     if other_native:
-        lines.append(f"  Others: {_names(other_native)}.")
+        lines.append(f"  {'Others' if non_tensor else 'They are'}: {_names(other_native)}.")
     for prefix, note in NOTES.items():
         if any(t.startswith(prefix) for t in other_native + other_unirun):
             lines.append(f"  `{prefix}*`: {note}.")
@@ -154,18 +166,23 @@ def render() -> str:
         "engine's own Python API in the same run. Per-test results are in `docs/data/`.",
         "",
         "| backend | devices | precisions | dynamic shapes | thread safety | artifact | dtypes "
-        "| node suite via unirun | natively |",
-        "| --- | --- | --- | --- | --- | --- | --- | ---: | ---: |",
+        "| values besides tensors | node suite via unirun | natively |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | ---: | ---: |",
     ]
     for name in BUNDLED:
         lines.append(_row(name, capabilities(name), suites.get(name)))
     lines += [
         "",
+        "*Values besides tensors*: the sequences, maps and optionals the backend takes and returns "
+        "at a graph's edges (`Capabilities.value_kinds`; see "
+        "[concepts](concepts.md#values-that-are-not-tensors)); a model with others is refused "
+        "before compiling. "
         "*Dynamic shapes*: `free` takes any size at run time; `bounded` needs `shapes=` bounds "
         "at compile time; `static` needs fixed shapes. *Thread safety*: `concurrent` runs "
         "overlapping calls on one executable; `contexts` pools one engine context per "
         "concurrent call; `serial` runs one call at a time. The native baselines are "
-        "`onnxruntime.backend` for ONNX Runtime, `Core.read_model`/`compile_model` with "
+        "`onnxruntime.InferenceSession` with its defaults for ONNX Runtime (the plugins' "
+        "`native_runner`), `Core.read_model`/`compile_model` with "
         "`INFERENCE_PRECISION_HINT=f32` for OpenVINO, and `onnx.reference.ReferenceEvaluator` "
         "for the reference backend. Rerun with `python docs/gen_support_matrix.py --run`, or one "
         "engine with `python -m unirun.testing.onnx_backend -b NAME --native`.",

@@ -289,9 +289,18 @@ def test_compile_options_cannot_change_an_artifact(saved: Path) -> None:
 
 
 def test_sequence_inputs_are_unsupported_not_invalid() -> None:
+    """A backend that declares tensors only refuses a sequence input with the typed error,
+    naming the input and its type, before its compile runs."""
     from onnx import TensorProto, helper
 
     from unirun import UnsupportedModelError
+
+    class TensorsOnly(ReferenceBackend):
+        name = "tensorsonly"
+        capabilities = dataclasses.replace(ReferenceBackend.capabilities, value_kinds=("tensor",))
+
+        def compile(self, model: Any, request: Any) -> Any:
+            raise AssertionError("compile must not be reached")
 
     graph = helper.make_graph(
         [helper.make_node("SequenceLength", ["seq"], ["n"])],
@@ -300,8 +309,16 @@ def test_sequence_inputs_are_unsupported_not_invalid() -> None:
         [helper.make_tensor_value_info("n", TensorProto.INT64, [])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    with pytest.raises(UnsupportedModelError, match="'seq' is a sequence; unirun exchanges dense"):
-        unirun.compile(model, backend="reference")
+    unirun.register_backend(TensorsOnly())
+    try:
+        with pytest.raises(
+            UnsupportedModelError,
+            match=r"'tensorsonly' does not carry sequence values .* 'seq': seq\(float32\); "
+            r"use a backend that carries them \(.*reference",
+        ):
+            unirun.compile(model, backend="tensorsonly", cache=False)
+    finally:
+        unirun.unregister_backend("tensorsonly")
 
 
 def test_precision_substitution_is_reported_and_refused_when_strict(

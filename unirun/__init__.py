@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from .model import Model
     from .options import CompileOptions, ShapeRange
     from .tensor import TensorSpec
+    from .values import ValueKind
 
 # The rest of the public names are imported on first use (PEP 562), so ``import unirun`` costs
 # next to nothing and a program pays for numpy, pydantic and the registry only when it uses
@@ -65,6 +66,7 @@ _LAZY: dict[str, str] = {
     "ShapeRange": "options",
     "TensorSpec": "tensor",
     "ThreadSafety": "backend",
+    "ValueKind": "values",
     "backends": "_registry",
     "compile": "api",
     "default_cache_dir": "cache",
@@ -139,6 +141,7 @@ __all__ = [
     "ThreadSafety",
     "UnirunError",
     "UnsupportedModelError",
+    "ValueKind",
     "__version__",
     "backends",
     "compile",

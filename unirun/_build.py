@@ -23,9 +23,10 @@ from .artifact import Artifact
 from .backend import Backend, CompileRequest, CompileResult, DynamicShapes
 from .cache import CacheStatus, CompileCache, build_key
 from .device import Device
-from .errors import CompileError, OptionsError, UnsupportedModelError
+from .errors import CompileError, OptionsError, UnirunError, UnsupportedModelError
 from .options import CompileOptions, options_error
 from .source import OnnxModel, check_shapes
+from .values import ValueKind
 
 if TYPE_CHECKING:
     from .quantize._build import Int8Plan
@@ -80,6 +81,7 @@ class Build:
         self.plugin_options = plugin_options(self.name, self.backend, args.options)
         self.options = compile_options(self.name, self.backend, args, self.plugin_options)
         check_shapes(self.model.inputs, self.options.shapes)
+        _check_kinds(self.name, self.backend, self.model)
         _check_dtypes(self.name, self.backend, self.model)
         _check_dynamic(self.name, self.backend, self.model, self.options)
         probe, _, plugin_version = _registry.describe(self.name)
@@ -95,6 +97,12 @@ class Build:
         }
         self.int8: Int8Plan | None = None
         if self.options.precision == "int8" or args.calibration is not None:
+            valued = [str(s) for s in self.model.inputs if s.kind is not None]
+            if valued:
+                raise OptionsError(
+                    f"int8 calibration feeds tensor inputs only; this model takes "
+                    f"{'; '.join(valued)}: build it without int8"
+                )
             from .quantize._build import plan
 
             self.int8 = plan(self, args.calibration)
@@ -203,14 +211,70 @@ def compile_options(
 def _check_dtypes(name: str, backend: Backend, model: OnnxModel) -> None:
     """Refuse, before the engine sees the model, graph inputs/outputs of undeclared types."""
     declared = set(backend.capabilities.dtypes)
-    wrong = [spec for spec in (*model.inputs, *model.outputs) if spec.dtype not in declared]
+    wrong = [
+        spec
+        for spec in (*model.inputs, *model.outputs)
+        if not (spec.kind.dtypes if spec.kind is not None else {spec.dtype}) <= declared
+    ]
     if wrong:
+        used = set().union(*(s.kind.dtypes if s.kind else {s.dtype} for s in wrong)) - declared
         raise UnsupportedModelError(
             f"backend {name!r} has no tensors of type "
-            f"{', '.join(sorted({str(s.dtype) for s in wrong}))} (the model's "
+            f"{', '.join(sorted(map(str, used)))} (the model's "
             f"{'; '.join(map(str, wrong))}); convert those inputs/outputs in the model, or use "
             "a backend that carries them (`unirun backends` lists each one's dtypes)"
         )
+
+
+def _check_kinds(name: str, backend: Backend, model: OnnxModel) -> None:
+    """Refuse, before the engine sees the model, inputs/outputs of value kinds (sequences, maps,
+    optionals) the backend does not declare, saying which backends carry them."""
+    declared = set(backend.capabilities.value_kinds)
+    wrong = [
+        spec
+        for spec in (*model.inputs, *model.outputs)
+        if spec.kind is not None and not spec.kind.kinds <= declared
+    ]
+    if not wrong:
+        return
+    missing = set().union(*(s.kind.kinds for s in wrong if s.kind is not None)) - declared
+    kinds = [str(k) for k in ValueKind if k in missing]
+    others = _carrying({*declared, *missing}, exclude=name)
+    use = (
+        f"use a backend that carries them ({', '.join(others)})"
+        if others
+        else "no installed backend carries them"
+    )
+    zipmap = any(
+        node.op_type == "ZipMap" and node.domain == "ai.onnx.ml" for node in model.proto.graph.node
+    )
+    hint = (
+        "; for a classifier converted with skl2onnx, export it without ZipMap, so that its "
+        "probabilities are one tensor: skl2onnx.to_onnx(clf, X, options={'zipmap': False})"
+        if zipmap
+        else ""
+    )
+    raise UnsupportedModelError(
+        f"backend {name!r} does not carry {' or '.join(kinds)} values (it declares "
+        f"{', '.join(map(str, backend.capabilities.value_kinds))}), but the model has "
+        f"{'; '.join(f'{s.name!r}: {s.kind}' for s in wrong)}; {use}{hint}"
+    )
+
+
+def _carrying(kinds: set[ValueKind], exclude: str) -> list[str]:
+    """Installed backends that declare every kind in ``kinds`` (read from the plugins'
+    declarations, without probing the engines)."""
+    names = []
+    for other in _registry.installed():
+        if other == exclude:
+            continue
+        try:
+            declared = _registry.backend_object(other).capabilities.value_kinds
+        except UnirunError:
+            continue
+        if kinds <= set(declared):
+            names.append(other)
+    return names
 
 
 def _check_dynamic(name: str, backend: Backend, model: OnnxModel, options: CompileOptions) -> None:

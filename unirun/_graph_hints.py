@@ -1,12 +1,13 @@
 """What an ONNX graph says about the values of its inputs, for :mod:`unirun.inputs`: the
-constants a scalar input is compared with (``Equal(sr, 16000)`` deciding an ``If``) and the
-size of a table an integer input indexes (``Gather``). Looks through Cast/Reshape-like nodes
-and into subgraphs; reads no external weights."""
+constants a scalar input is compared with (``Equal(sr, 16000)`` deciding an ``If``), the
+size of a table an integer input indexes (``Gather``) and the categories a categorical feature
+is encoded with (``ai.onnx.ml`` OneHotEncoder, LabelEncoder, CategoryMapper). Looks through
+Cast/Reshape-like nodes and into subgraphs; reads no external weights."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,10 +21,19 @@ class Hint:
 
     compared: list[float]  #: constants it is compared with, Equal first
     table: int | None = None  #: rows of a constant table it indexes (Gather)
+    #: the categories an encoder knows for it (strings or integers), in the encoder's order
+    categories: list[str | int] = field(default_factory=list)
 
 
 _COMPARE = {"Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual"}
 _PASS = {"Cast", "Identity", "Squeeze", "Unsqueeze", "Reshape", "Flatten", "CastLike"}
+#: ``ai.onnx.ml`` encoders and the attributes that hold the categories they know.
+_ENCODERS = {
+    "OneHotEncoder": ("cats_strings", "cats_int64s"),
+    "CategoryMapper": ("cats_strings", "cats_int64s"),
+    "LabelEncoder": ("keys_strings", "keys_int64s", "classes_strings"),
+    "DictVectorizer": ("string_vocabulary", "int64_vocabulary"),  # a map's keys
+}
 
 
 def mine(proto: Any, wanted: set[str]) -> dict[str, Hint]:
@@ -62,8 +72,16 @@ def mine(proto: Any, wanted: set[str]) -> dict[str, Hint]:
         for n in all_nodes(proto.graph)
         if n.op_type in _PASS and n.input and n.output
     }
+    # A categorical column also reaches its encoder through the Gather/Slice that picks it.
+    picks = {
+        n.output[0]: n.input[0]
+        for n in all_nodes(proto.graph)
+        if n.op_type in ("Gather", "Slice") and n.domain in ("", "ai.onnx") and n.input and n.output
+    }
 
-    def root(name: str) -> str:
+    picked = {**alias, **picks}
+
+    def root(name: str, alias: dict[str, str] = alias) -> str:
         for _ in range(8):
             if name in wanted or name not in alias:
                 return name
@@ -73,9 +91,16 @@ def mine(proto: Any, wanted: set[str]) -> dict[str, Hint]:
     equal: dict[str, list[float]] = defaultdict(list)
     other: dict[str, list[float]] = defaultdict(list)
     tables: dict[str, int] = {}
+    categories: dict[str, list[str | int]] = {}
     for node in all_nodes(proto.graph):
         ins = list(node.input)
-        if node.op_type in _COMPARE and len(ins) == 2:
+        if node.domain == "ai.onnx.ml" and node.op_type in _ENCODERS and ins:
+            source = root(ins[0], picked)
+            if source in wanted and source not in categories:
+                found = _categories(node, _ENCODERS[node.op_type])
+                if found:
+                    categories[source] = found
+        elif node.op_type in _COMPARE and len(ins) == 2:
             for mine, const, flipped in ((0, 1, False), (1, 0, True)):
                 source, value = root(ins[mine]), small.get(root(ins[const]))
                 if source in wanted and value is not None:
@@ -92,10 +117,23 @@ def mine(proto: Any, wanted: set[str]) -> dict[str, Hint]:
                 axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
                 tables[source] = min(tables.get(source, table[axis]), table[axis])
     return {
-        name: Hint(equal.get(name, []) + other.get(name, []), tables.get(name))
+        name: Hint(
+            equal.get(name, []) + other.get(name, []),
+            tables.get(name),
+            categories.get(name, []),
+        )
         for name in wanted
-        if name in equal or name in other or name in tables
+        if name in equal or name in other or name in tables or name in categories
     }
+
+
+def _categories(node: Any, names: tuple[str, ...]) -> list[str | int]:
+    for attr in node.attribute:
+        if attr.name in names and (attr.strings or attr.ints):
+            if attr.strings:
+                return [s.decode("utf-8", "replace") for s in attr.strings]
+            return [int(i) for i in attr.ints]
+    return []
 
 
 def _compared(

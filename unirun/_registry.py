@@ -308,6 +308,11 @@ def backend_object(name: str) -> Backend:
     return _materialise(entry)
 
 
+def installed() -> list[str]:
+    """The names of every backend installed or registered in this process (none probed)."""
+    return list(_all_entries())
+
+
 def describe(name: str) -> tuple[Probe, tuple[DeviceInfo, ...], str | None]:
     """Probe result, devices and plugin version of an available backend."""
     entry = _all_entries()[canonical_name(name)]

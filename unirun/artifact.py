@@ -37,6 +37,7 @@ from .device import Device
 from .errors import ArtifactError, CompileError
 from .options import CompileOptions, Precision
 from .tensor import TensorSpec
+from .values import from_json
 
 if TYPE_CHECKING:
     from .backend import CompileResult
@@ -78,6 +79,17 @@ class SpecModel(BaseModel):
     name: str
     dtype: str
     shape: list[int | str] | None
+    #: The :mod:`unirun.values` type of an input/output that is not a tensor (a sequence, a
+    #: map, an optional), as ``ValueType.to_json()`` writes it; absent for tensors, so that
+    #: the manifests of tensor models are what they were before value kinds existed.
+    kind: dict[str, Any] | None = Field(default=None, exclude_if=lambda v: v is None)
+
+    @field_validator("kind")
+    @classmethod
+    def _value_type(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from_json(value)  # a ValueError says what is wrong
+        return value
 
 
 class Manifest(BaseModel):

@@ -23,8 +23,10 @@ What the core guarantees before calling a plugin:
 * **Checked declarations.** ``compile`` is only called for a device of one of
   ``Capabilities.device_kinds`` (a device from ``devices()``), a precision in
   ``Capabilities.precisions``, a model whose graph inputs/outputs all have a dtype in
-  ``Capabilities.dtypes``, and ``shapes`` that satisfy ``Capabilities.dynamic_shapes``. A plugin
-  does not re-check these. ``devices()`` yielding a kind the plugin did not declare is refused.
+  ``Capabilities.dtypes`` and a kind of value in ``Capabilities.value_kinds`` (tensors only,
+  unless the plugin declares sequences, maps or optionals), and ``shapes`` that satisfy
+  ``Capabilities.dynamic_shapes``. A plugin does not re-check these. ``devices()`` yielding a
+  kind the plugin did not declare is refused.
 * **Validated options.** ``request.plugin_options`` is an instance of ``options_model`` (or
   None when the backend has none), validated once by the core; ``load`` gets the same instance.
 * **Resolved weights.** ``model`` (:class:`~unirun.source.OnnxModel`) is read once; its
@@ -32,7 +34,11 @@ What the core guarantees before calling a plugin:
 * **Feeds.** The core calls ``infer`` only with a mapping holding every input by name, each a
   C-contiguous numpy array of exactly the declared dtype whose shape matches the declared rank,
   fixed dimensions and compiled bounds. The arrays belong to the caller: read them during the
-  call, keep no reference after it returns, never write to them.
+  call, keep no reference after it returns, never write to them. An input that is not a tensor
+  (only for a plugin declaring its kind) arrives checked against its
+  :mod:`unirun.values` type: a sequence as a ``list`` of such arrays, a map as a ``dict`` (keys
+  ``int`` or ``str``; tensor values as numpy scalars of the declared type), an absent optional
+  as ``None``.
 
 Rules every plugin follows:
 
@@ -44,7 +50,9 @@ Rules every plugin follows:
   ``ArtifactError``, ``InferenceError``). So a plugin has no ``try/except`` around engine calls.
 * **Outputs.** ``infer`` returns one array per output in ``outputs`` order. The caller owns them:
   a later call must not overwrite memory it returned (copy out of reusable engine buffers). The
-  core copies an output that aliases a feed.
+  core copies an output that aliases a feed. An output that is not a tensor is returned in the
+  same Python form as inputs (``list``, ``dict``, ``None``; a map's scalar values may be plain
+  Python numbers, as ONNX Runtime returns them).
 * **Threads.** ``Capabilities.thread_safety`` states what the executable allows; the core
   serialises or pools accordingly (see :class:`ThreadSafety`). ``close()`` may be called while
   calls on other threads are still running: keep engine objects alive until they return
@@ -86,6 +94,7 @@ from .device import Device
 from .dtypes import DType
 from .options import CompileOptions, Precision, ShapeRange
 from .tensor import TensorSpec
+from .values import ValueKind
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -117,6 +126,7 @@ __all__ = [
     "SupportsNativeRunner",
     "SupportsOpCheck",
     "ThreadSafety",
+    "ValueKind",
 ]
 
 #: The contract version this core speaks. A plugin declares the version it was written for;
@@ -207,6 +217,12 @@ class Capabilities:
     #: device memory through ``infer_device`` (:class:`SupportsDeviceIO`). unirun exchanges
     #: device tensors on ``"cuda"``; empty: host memory only.
     device_io: tuple[str, ...] = ()
+    #: The kinds of value (:class:`ValueKind`) the engine takes and returns at a graph's edges;
+    #: tensors only by default. A model with an input or output made of another kind (a
+    #: converted classifier's ``seq(map(int64, float32))`` is a sequence and a map) is refused
+    #: with ``UnsupportedModelError`` before ``compile``. See :mod:`unirun.values` for the
+    #: Python form of each kind in feeds and outputs.
+    value_kinds: tuple[ValueKind, ...] = (ValueKind.TENSOR,)
 
     def __post_init__(self) -> None:
         # Accept the enum's string values ("bounded"), as plugins written from the docs do.
@@ -220,6 +236,16 @@ class Capabilities:
                     raise ValueError(
                         f"Capabilities.{name} must be one of {allowed}, not {value!r}"
                     ) from None
+        try:
+            kinds = tuple(ValueKind(k) for k in self.value_kinds)
+        except ValueError:
+            allowed = ", ".join(repr(k.value) for k in ValueKind)
+            raise ValueError(
+                f"Capabilities.value_kinds holds only {allowed}, not {self.value_kinds!r}"
+            ) from None
+        if ValueKind.TENSOR not in kinds:
+            raise ValueError("Capabilities.value_kinds must include 'tensor'")
+        object.__setattr__(self, "value_kinds", kinds)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,13 @@ How sizes and values are chosen (docs/cli.md has the user-facing table):
   constant table through ``Gather`` span the table; a scalar that the graph compares with
   constants (``Equal(sr, 16000)`` deciding an ``If``) takes one of those constants; masks are
   ones, ``token_type_ids`` zeros, ``position_ids`` a range; other integers 0..9 (uint8
-  images 0..255).
+  images 0..255). A categorical feature (strings or integers an ``ai.onnx.ml`` encoder
+  knows: OneHotEncoder, LabelEncoder, CategoryMapper) takes random categories the encoder
+  knows; other strings are ``"unirun"``.
+- Values that are not tensors: a sequence gets two items, a map three keys (those a
+  DictVectorizer knows, else ``"a"``, ``"b"``, ``"c"`` or 0, 1, 2) with scalar values, an
+  optional its value; their tensors are invented as above, 3 per dimension the model leaves
+  open.
 - When an engine rejects the invented inputs, :func:`run_first` tries larger sizes (spatial ×2,
   lengths ×4, at most twice) before it gives up with an error that says what was invented and
   how to pass real inputs.
@@ -35,6 +41,7 @@ from .dtypes import DType
 from .errors import InferenceError, InputError, UnirunError
 from .options import ShapeRange
 from .tensor import Dim, TensorSpec
+from .values import OptionalType, SequenceType, TensorType, ValueType
 
 if TYPE_CHECKING:
     from .model import Model
@@ -81,6 +88,12 @@ class Value:
     array: Array
 
     def to(self, spec: TensorSpec) -> Array:
+        if spec.kind is not None:
+            raise InputError(
+                f"input {spec.name!r} is {spec.kind}, not a tensor; the command line gives "
+                "tensors only (leave it out to have one invented, or call unirun from Python)",
+                spec.name,
+            )
         dtype = spec.dtype.numpy
         if spec.dtype is DType.STRING:
             return self.array.astype(object)
@@ -121,8 +134,12 @@ class Invented:
     dtype: DType
     shape: tuple[int, ...]
     how: str
+    #: The value's type when it is not a tensor (``"seq(float32[N])"``); ``shape`` is then ().
+    kind: str | None = None
 
     def __str__(self) -> str:
+        if self.kind is not None:
+            return f"{self.name} {self.kind} ({self.how})"
         return f"{self.name} {self.dtype}[{', '.join(map(str, self.shape))}] ({self.how})"
 
 
@@ -163,8 +180,12 @@ class InputPlan:
         self.given: dict[str, Array] = {}
         for spec in specs:
             value = given.get(spec.name)
-            if value is not None:
-                self.given[spec.name] = value.to(spec) if isinstance(value, Value) else value
+            if isinstance(value, Value):
+                self.given[spec.name] = value.to(spec)
+            elif value is not None:
+                if spec.dtype is DType.STRING and spec.kind is None and value.dtype.kind in "US":
+                    value = value.astype(object)  # .npy files hold text as fixed-width unicode
+                self.given[spec.name] = value
         self._missing = [s for s in specs if s.name not in self.given]
         self._hints = mine(graph, {s.name for s in self._missing}) if graph is not None else {}
         self._dims = _choose_dims(self.specs, self.given, shapes or {})
@@ -174,7 +195,11 @@ class InputPlan:
     @property
     def sized(self) -> list[str]:
         """The invented inputs whose sizes unirun chose (symbolic dims without bounds)."""
-        return [s.name for s in self._missing if any(d.factor > 1 for d in self._dims[s.name])]
+        return [
+            s.name
+            for s in self._missing
+            if s.name in self._dims and any(d.factor > 1 for d in self._dims[s.name])
+        ]
 
     @property
     def last_attempt(self) -> int:
@@ -206,6 +231,13 @@ class InputPlan:
             feeds = dict(self.given)
             self.invented = {}
             for spec in self._missing:
+                if spec.kind is not None:
+                    hint = self._hints.get(spec.name)
+                    feeds[spec.name], how = _invent(spec.kind, spec.name, hint, rng)
+                    self.invented[spec.name] = Invented(
+                        spec.name, spec.dtype, (), how, str(spec.kind)
+                    )
+                    continue
                 shape = tuple(d.size * d.factor**self.attempt for d in self._dims[spec.name])
                 size = int(np.prod(shape, dtype=object)) * max(spec.dtype.bits // 8, 1)
                 if size > MAX_BYTES:
@@ -322,7 +354,7 @@ def _choose_dims(
                     symbols.setdefault(dim, _Dim(size))
     out: dict[str, list[_Dim]] = {}
     for spec in specs:
-        if spec.name in given:
+        if spec.name in given or spec.kind is not None:
             continue
         bounds = shapes.get(spec.name)
         if bounds is not None:
@@ -385,6 +417,12 @@ def _values(
 ) -> tuple[Array, str]:
     dtype, name = spec.dtype, spec.name.lower()
     single = int(np.prod(shape)) == 1
+    if hint is not None and hint.categories and (dtype is DType.STRING or not dtype.is_float):
+        known = hint.categories
+        picks = np.empty(len(known), dtype=object if dtype is DType.STRING else dtype.numpy)
+        picks[:] = known
+        shown = ", ".join(map(repr, known[:4])) + (", …" if len(known) > 4 else "")
+        return rng.choice(picks, shape), f"random categories the model's encoder knows ({shown})"
     if dtype is DType.STRING:
         return np.full(shape, "unirun", dtype=object), "the string 'unirun'"
     if hint is not None and hint.compared and single:
@@ -420,3 +458,36 @@ def _values(
         high = 10 if dtype.bits >= 8 else 2 ** (dtype.bits - 1)
         how = f"random 0..{high - 1}"
     return rng.integers(0, high, shape).astype(dtype.numpy), how
+
+
+def _invent(
+    kind: ValueType, name: str, hint: Hint | None, rng: np.random.Generator
+) -> tuple[Any, str]:
+    """A value of ``kind`` (not a tensor at the top) and how it was made."""
+    if isinstance(kind, TensorType):
+        shape = tuple(d if isinstance(d, int) else 3 for d in kind.shape or (3,))
+        return _values(TensorSpec(name, kind.dtype, kind.shape), shape, hint, rng)
+    if isinstance(kind, OptionalType):
+        value, how = _invent(kind.element, name, hint, rng)
+        return value, f"present: {how}"
+    if isinstance(kind, SequenceType):
+        items = [_invent(kind.element, name, hint, rng) for _ in range(2)]
+        return [v for v, _ in items], f"2 items, each {items[0][1]}"
+    keys: list[Any] = [k for k in (hint.categories if hint else []) if _is_key(k, kind.key)]
+    if not keys:
+        keys = ["a", "b", "c"] if kind.key is DType.STRING else [0, 1, 2]
+    keys = keys[:3] if len(keys) <= 8 else list(rng.choice(np.array(keys, dtype=object), 3))
+    if isinstance(kind.value, TensorType):
+        spec = TensorSpec(name, kind.value.dtype, ())
+        values = [_values(spec, (), None, rng) for _ in keys]
+        how = f"random {kind.value.dtype} ({values[0][1]})" if values else ""
+        mapping = {k: v[()] for k, (v, _) in zip(keys, values, strict=True)}
+    else:
+        inner = [_invent(kind.value, name, None, rng) for _ in keys]
+        how = inner[0][1] if inner else ""
+        mapping = {k: v for k, (v, _) in zip(keys, inner, strict=True)}
+    return mapping, f"keys {', '.join(map(repr, keys))} to {how}"
+
+
+def _is_key(key: Any, dtype: DType) -> bool:
+    return isinstance(key, str) if dtype is DType.STRING else isinstance(key, int)

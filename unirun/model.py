@@ -58,6 +58,18 @@ class Model:
     ``numpy.broadcast_to`` view of a huge batch, is an ``InputError`` before any allocation.
     """
 
+    def __new__(cls, **kwargs: Any) -> Model:
+        # A model with sequence, map or optional inputs/outputs checks those values in a
+        # subclass, so that models of tensors only keep this class's hot path untouched.
+        executable = kwargs.get("executable")
+        if cls is Model and executable is not None:
+            specs = (*executable.inputs, *executable.outputs)
+            if any(getattr(spec, "kind", None) is not None for spec in specs):
+                from ._value_model import ValueModel
+
+                cls = ValueModel
+        return super().__new__(cls)
+
     def __init__(
         self,
         *,

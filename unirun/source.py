@@ -11,10 +11,10 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from . import _fs
-from .dtypes import DType
 from .errors import CompileError, InvalidModelError, OptionsError, UnsupportedModelError
 from .options import ShapeRange
-from .tensor import Dim, TensorSpec
+from .tensor import TensorSpec
+from .values import from_onnx
 
 if TYPE_CHECKING:
     import onnx
@@ -362,35 +362,7 @@ def _parse(data: bytes, where: str) -> onnx.ModelProto:
 
 
 def _spec(value: Any) -> TensorSpec:
-    kind = value.type.WhichOneof("value")
-    if kind not in ("tensor_type", None):
-        what = {
-            "sequence_type": "a sequence",
-            "optional_type": "an optional",
-            "map_type": "a map",
-            "sparse_tensor_type": "a sparse tensor",
-        }.get(kind, kind)
-        raise UnsupportedModelError(
-            f"graph input/output {value.name!r} is {what}; unirun exchanges dense tensors only "
-            "(wrap the model so its inputs and outputs are tensors)"
-        )
-    tensor_type = value.type.tensor_type
-    try:
-        dtype = DType.from_onnx(tensor_type.elem_type)
-    except ValueError:
-        raise InvalidModelError(
-            f"graph value {value.name!r} has element type {tensor_type.elem_type}, "
-            "unknown to unirun"
-        ) from None
-    if not tensor_type.HasField("shape"):
-        return TensorSpec(value.name, dtype, None)
-    dims: list[Dim] = []
-    for d in tensor_type.shape.dim:
-        if d.HasField("dim_value"):
-            dims.append(int(d.dim_value))
-        else:
-            dims.append(d.dim_param or "?")
-    return TensorSpec(value.name, dtype, tuple(dims))
+    return TensorSpec.of(value.name, from_onnx(value.type, value.name))
 
 
 def graphs(graph: Any) -> Iterator[Any]:
@@ -429,6 +401,11 @@ def check_shapes(inputs: list[TensorSpec], shapes: Mapping[str, ShapeRange]) -> 
             raise OptionsError(
                 f"shapes names input {name!r}, which the model does not have; inputs: "
                 f"{', '.join(by_name) or '(none)'}"
+            )
+        if spec.kind is not None:
+            raise OptionsError(
+                f"shapes names input {name!r}, which is {spec.kind} (not a tensor); shapes= "
+                "declares the dimensions of tensor inputs only"
             )
         if spec.shape is None:
             continue

@@ -10,6 +10,7 @@ import numpy as np
 
 from .dtypes import DType
 from .errors import InputError
+from .values import TensorType, ValueType, from_json
 
 __all__ = ["Dim", "OnDevice", "TensorSpec", "as_array", "random_feeds"]
 
@@ -23,11 +24,16 @@ class TensorSpec:
 
     ``shape`` holds ints for fixed dimensions and strings for symbolic ones (``"N"``, or ``"?"``
     when the model leaves a dimension unnamed); ``None`` means the rank itself is unknown.
+
+    ``kind`` is None for a tensor. For a sequence, map or optional value it is its
+    :mod:`unirun.values` type (``str(spec.kind)``: ``"seq(map(int64, float32))"``); ``dtype``
+    is then the element type of the tensors inside (of a map's values) and ``shape`` None.
     """
 
     name: str
     dtype: DType
     shape: tuple[Dim, ...] | None
+    kind: ValueType | None = None
 
     @property
     def rank(self) -> int | None:
@@ -37,21 +43,44 @@ class TensorSpec:
     def is_static(self) -> bool:
         return self.shape is not None and all(isinstance(d, int) for d in self.shape)
 
+    @property
+    def is_tensor(self) -> bool:
+        return self.kind is None
+
+    @classmethod
+    def of(cls, name: str, kind: ValueType) -> TensorSpec:
+        """The spec of value ``name`` of type ``kind``: a plain tensor spec for a
+        :class:`~unirun.values.TensorType`, else one with ``kind`` set."""
+        if isinstance(kind, TensorType):
+            return cls(name, kind.dtype, kind.shape)
+        return cls(name, kind.leaf.dtype, None, kind)
+
     def __str__(self) -> str:
+        if self.kind is not None:
+            return f"{self.name}: {self.kind}"
         dims = "?" if self.shape is None else ", ".join(str(d) for d in self.shape)
         return f"{self.name}: {self.dtype}[{dims}]"
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "dtype": self.dtype.value,
             "shape": None if self.shape is None else list(self.shape),
         }
+        if self.kind is not None:
+            data["kind"] = self.kind.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TensorSpec:
         shape = data.get("shape")
-        return cls(str(data["name"]), DType(data["dtype"]), None if shape is None else tuple(shape))
+        kind = data.get("kind")
+        return cls(
+            str(data["name"]),
+            DType(data["dtype"]),
+            None if shape is None else tuple(shape),
+            None if kind is None else from_json(kind),
+        )
 
 
 _DLPACK_HOST = (1, 3)  # kDLCPU, kDLCUDAHost: memory numpy can read

@@ -41,6 +41,7 @@ from ._app import (
 )
 from ._inputs import onnx_graph, parse_shapes, plan_for, read_inputs
 from ._run import INPUT_HELP, SHAPE_HELP
+from ._values import comparable, structure_difference
 
 
 def _pick_baseline(names: list[str], baseline: str | None) -> str:
@@ -274,10 +275,17 @@ def _compare_one(
         else:
             who, result = name, _try(model, plan.feeds())
             if not isinstance(result, UnirunError):
-                for out, expected in want.items():
-                    report = _one(result, out, expected, model, base, rtol, atol)
-                    if out in result:
-                        meters.add(name, out, result[out], expected)
+                # Sequences and maps: their structure must match, their numbers are compared.
+                kinds = {spec.name: spec.kind for spec in base.outputs}
+                expect, shapes = comparable(want, kinds)
+                got, got_shapes = comparable(result, kinds)
+                for out, expected in expect.items():
+                    report = _one(got, out, expected, model, base, rtol, atol)
+                    differs = structure_difference(got_shapes.get(out, []), shapes.get(out, []))
+                    if out in got and differs:
+                        report.update(ok=False, problem=f"structure: {differs}")
+                    elif out in got:
+                        meters.add(name, out, got[out], expected)
                     if attempt:
                         report["inputs"] = plan.sizes()
                     merged[(name, out)] = merge(merged.get((name, out)), report)

@@ -19,6 +19,7 @@ from ..dtypes import DType
 from ..options import CompileOptions, ShapeRange
 from ..source import OnnxModel, check_shapes, graphs
 from ..tensor import TensorSpec
+from ..values import ValueKind
 from ._app import app, console, escape, human_bytes, write_json
 from ._inputs import parse_shapes
 
@@ -90,7 +91,7 @@ def backend_verdicts(
     would be compiled with (a backend's operator check may depend on them)."""
     verdicts = []
     specs = model.inputs + model.outputs
-    dynamic = [s.name for s in model.inputs if not s.is_static]
+    dynamic = [s.name for s in model.inputs if s.kind is None and not s.is_static]
     for info in _registry.backends():
         if only is not None and info.name != only:
             continue
@@ -116,10 +117,19 @@ def backend_verdicts(
                     verdict = "no" if unsupported else "yes"
         else:
             notes.append("the plugin cannot check operators without compiling")
-        dtypes = sorted({s.dtype.value for s in specs if s.dtype not in caps.dtypes})
+        used = {d for s in specs for d in (s.kind.dtypes if s.kind is not None else {s.dtype})}
+        dtypes = sorted(d.value for d in used if d not in caps.dtypes)
         if dtypes:
             verdict = "no"
             notes.append(f"no {', '.join(dtypes)} inputs/outputs")
+        valued = [
+            s for s in specs if s.kind is not None and not s.kind.kinds <= set(caps.value_kinds)
+        ]
+        if valued:
+            verdict = "no"
+            missing = set().union(*(s.kind.kinds for s in valued if s.kind is not None))
+            kinds = [str(k) for k in ValueKind if k in missing - set(caps.value_kinds)]
+            notes.append(f"no {' or '.join(kinds)} values ({'; '.join(map(str, valued))})")
         if dynamic and caps.dynamic_shapes != "free":
             kind = "fixed shapes" if caps.dynamic_shapes == "static" else "shape bounds"
             notes.append(f"needs {kind} (--shape) for {', '.join(dynamic)}")
@@ -191,6 +201,10 @@ def _print_model(path: Path, r: dict[str, Any]) -> None:
         io.add_column(col)
     for kind in ("inputs", "outputs"):
         for spec in r[kind]:
+            if "kind" in spec:  # a sequence, map or optional: its type says it all
+                value = TensorSpec.from_json(spec).kind
+                io.add_row(kind[:-1], escape(spec["name"]), escape(str(value)), "")
+                continue
             shape = "?" if spec["shape"] is None else f"[{', '.join(map(str, spec['shape']))}]"
             io.add_row(kind[:-1], escape(spec["name"]), spec["dtype"], escape(shape))
     console.print(io)
@@ -264,6 +278,9 @@ def _artifact(artifact: Artifact, as_json: bool) -> None:
         console.print(f"  backend options {escape(str(chosen))}")
     for kind, specs in (("input", artifact.inputs), ("output", artifact.outputs)):
         for spec in specs:
+            if spec.kind is not None:
+                console.print(f"  {kind} {escape(str(spec))}")
+                continue
             console.print(f"  {kind} {escape(spec.name)}: {spec.dtype}{escape(_shape(spec))}")
     total = sum(f.size for f in m.files)
     console.print(

@@ -13,6 +13,7 @@ from rich.table import Table
 from .._timing import time_calls
 from ..api import load
 from ..inputs import run_first
+from ..values import ValueType
 from ._app import (
     STRICT_HELP,
     app,
@@ -32,6 +33,7 @@ from ._inputs import (
     plan_for,
     read_inputs,
 )
+from ._values import flatten, short, to_npz
 
 INPUT_HELP = (
     "NAME=FILE.npy, NAME=VALUE (a number or JSON list, e.g. sr=16000) or FILE.npz; inputs not "
@@ -52,6 +54,31 @@ def _summary(array: np.ndarray[Any, Any]) -> tuple[str, str, str]:
         values = flat.astype(np.float64)
         return f"{values.min():.4g}", f"{values.max():.4g}", head
     return "-", "-", head
+
+
+def _row(value: Any, kind: ValueType | None) -> tuple[str, str, str, str, str]:
+    """(dtype, shape, min, max, first values) of one output, tensor or not."""
+    if kind is None and isinstance(value, np.ndarray):
+        return (str(value.dtype), str(list(value.shape)), *_summary(value))
+    _, numbers = flatten(value, kind)
+    low, high, _ = _summary(numbers)
+    if value is None:
+        size = "absent"
+    elif isinstance(value, (list, tuple)):
+        size = f"{len(value)} item{'' if len(value) == 1 else 's'}"
+    elif isinstance(value, dict):
+        size = f"{len(value)} key{'' if len(value) == 1 else 's'}"
+    else:
+        size = str(list(np.shape(value)))
+    first = value[0] if isinstance(value, (list, tuple)) and value else value
+    return str(kind), size, low, high, short(first, 60)
+
+
+def _json_output(name: str, value: Any, kind: ValueType | None) -> dict[str, Any]:
+    if kind is None and isinstance(value, np.ndarray):
+        return {"name": name, "dtype": str(value.dtype), "shape": list(value.shape)}
+    size = len(value) if isinstance(value, (list, tuple, dict)) else None
+    return {"name": name, "type": str(kind), "items": size, "present": value is not None}
 
 
 @app.command()
@@ -99,8 +126,12 @@ def run(
         results = run_first(m, plan)  # also the warm-up, so the time shown is a steady state
         feeds = plan.feeds()
         elapsed = time_calls(lambda: m.infer(feeds), budget=0.5, max_runs=5).median
+    kinds = {spec.name: spec.kind for spec in m.outputs}
     if output is not None:
-        np.savez(output, **results)  # type: ignore[arg-type]
+        arrays: dict[str, Any] = {}
+        for name, value in results.items():
+            arrays.update(to_npz(name, value) if kinds.get(name) is not None else {name: value})
+        np.savez(output, **arrays)
     selection = getattr(m, "selection", None)
     if as_json:
         write_json(
@@ -117,10 +148,7 @@ def run(
                     for k, v in plan.invented.items()
                 ],
                 "selection": str(selection) if selection is not None else None,
-                "outputs": [
-                    {"name": k, "dtype": str(v.dtype), "shape": list(v.shape)}
-                    for k, v in results.items()
-                ],
+                "outputs": [_json_output(k, v, kinds.get(k)) for k, v in results.items()],
                 "saved": str(output) if output is not None else None,
             }
         )
@@ -138,10 +166,8 @@ def run(
     for col in ("output", "dtype", "shape", "min", "max", "first values"):
         table.add_column(col)
     for name, value in results.items():
-        low, high, head = _summary(value)
-        table.add_row(
-            escape(name), str(value.dtype), str(list(value.shape)), low, high, escape(head)
-        )
+        dtype, shape, low, high, head = _row(value, kinds.get(name))
+        table.add_row(escape(name), escape(dtype), shape, low, high, escape(head))
     console.print(table)
     if output is not None:
         console.print(f"saved outputs to {escape(str(output))}")

@@ -25,8 +25,8 @@ read in a short file: :mod:`~.contract` (the object, ``probe()``, discovery), :m
 (outputs, signature, dtypes), :mod:`~.precision`, :mod:`~.shapes` (dynamic shapes),
 :mod:`~.errors` (bad inputs and typed errors), :mod:`~.artifacts` (artifacts and the compile
 cache), :mod:`~.lifecycle` (threads and ``close()``), :mod:`~.ownership` (outputs owned by the
-caller, NaN) and :mod:`~.node_corpus` (the ONNX node tests); :mod:`~.base` holds the class
-attributes, fixtures and helpers they share.
+caller, NaN), :mod:`~.value_kinds` (sequences, maps, optionals) and :mod:`~.node_corpus` (the
+ONNX node tests); :mod:`~.base` holds the class attributes, fixtures and helpers they share.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from .node_corpus import CORE_NODE_TESTS, NodeCorpusTests
 from .ownership import OwnershipTests
 from .precision import PrecisionTests
 from .shapes import ShapeTests
+from .value_kinds import ValueKindTests
 from .values import ValueTests
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
 # module with a ConformanceBase mixin and one line here.
 class BackendConformance(
     NodeCorpusTests,
+    ValueKindTests,
     OwnershipTests,
     LifecycleTests,
     ArtifactTests,

@@ -3,7 +3,7 @@
 Every builder returns an ``onnx.ModelProto`` with fixed-seed weights, opset 17 by default, so
 tests and examples can rebuild byte-identical files. They live in a few modules by kind (small
 models for the conformance kit, deeper networks, int8 outliers, external weights, a streaming
-model); import them from here.
+model, values that are not tensors); import them from here.
 """
 
 from __future__ import annotations
@@ -16,14 +16,18 @@ from ._onnx import _model as _model
 from ._outliers import outlier_inputs, outlier_mlp
 from ._small import conv_net, embedding_model, matmul_symbolic, mlp, multi_io, passthrough
 from ._streaming import streaming_vad
+from ._values import ML_OPSET, map_model, optional_model, sequence_model, zipmap_classifier
 
 __all__ = [
+    "ML_OPSET",
     "OPSET",
     "conv_net",
     "embedding_model",
+    "map_model",
     "matmul_symbolic",
     "mlp",
     "multi_io",
+    "optional_model",
     "outlier_inputs",
     "outlier_mlp",
     "passthrough",
@@ -31,6 +35,8 @@ __all__ = [
     "rewrite_external_ones",
     "save_external",
     "scaled_by_weights",
+    "sequence_model",
     "streaming_vad",
     "transformer_block",
+    "zipmap_classifier",
 ]

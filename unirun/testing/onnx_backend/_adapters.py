@@ -42,12 +42,14 @@ def onnx_backend(name: str, **load_args: Any) -> type[Any]:
             model = self.model
             if isinstance(inputs, Mapping):
                 feeds: Any = {k: _as_declared(v, model, k) for k, v in inputs.items()}
-            elif isinstance(inputs, (list, tuple)):
+            elif isinstance(inputs, (list, tuple)) and len(inputs) <= len(model.inputs):
+                # By name: a list is also a sequence input's value.
                 named = zip(inputs, model.inputs, strict=False)
-                feeds = [_as_declared(v, model, s.name) for v, s in named]
-                feeds.extend(inputs[len(feeds) :])  # let the core name what is too many
+                feeds = {s.name: _as_declared(v, model, s.name) for v, s in named}
+            elif isinstance(inputs, (list, tuple)):
+                feeds = list(inputs)  # too many: let the core say so
             else:
-                feeds = [_as_declared(inputs, model, model.inputs[0].name)]
+                feeds = {model.inputs[0].name: _as_declared(inputs, model, model.inputs[0].name)}
             return tuple(model.infer(feeds).values())
 
         def close(self) -> None:
@@ -87,7 +89,7 @@ def _as_declared(value: Any, model: Any, name: str) -> Any:
     """Reinterpret raw storage (``uint16`` bits for bfloat16, ``uint8`` for float8) as the
     declared narrow type; anything else is left for the core to check."""
     spec = next((s for s in model.inputs if s.name == name), None)
-    if spec is None or not isinstance(value, np.ndarray):
+    if spec is None or spec.kind is not None or not isinstance(value, np.ndarray):
         return value
     want = spec.dtype.numpy
     if value.dtype != want and value.dtype.kind in "iu" and spec.dtype.bits in (4, 8, 16):

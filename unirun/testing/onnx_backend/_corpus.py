@@ -8,6 +8,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 __all__ = ["SAMPLE", "NodeCase", "node_cases"]
 
 
@@ -80,4 +82,6 @@ def _collected() -> list[Any]:
 def _value(value: Any, onnx: Any) -> Any:
     if isinstance(value, onnx.TensorProto):
         return onnx.numpy_helper.to_array(value)
+    if isinstance(value, np.generic):  # a 0-d tensor the generators wrote as np.float32(...)
+        return np.asarray(value)
     return value

@@ -93,6 +93,14 @@ def _compare_one(want: Any, have: Any, rtol: float, atol: float) -> str | None:
         return None
     if want is None or have is None:
         return None if want is None and have is None else "expected and got differ in presence"
+    if isinstance(want, dict):
+        if not isinstance(have, dict) or set(have) != set(want):
+            return f"expected a map with keys {sorted(want)!r:.80}, got {type(have).__name__}"
+        for key in want:
+            problem = _compare_one(want[key], have[key], rtol, atol)
+            if problem:
+                return f"key {key!r}: {problem}"
+        return None
     want, have = np.asarray(want), np.asarray(have)
     if want.shape != have.shape:
         return f"shape {have.shape}, expected {want.shape}"

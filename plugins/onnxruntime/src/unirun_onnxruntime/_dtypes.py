@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from unirun import DType
+from unirun.values import MAP_KEYS, MapType, OptionalType, SequenceType, TensorType, ValueType
 
 FROM_ORT: dict[str, DType] = {
     "tensor(float)": DType.FLOAT32,
@@ -41,6 +42,32 @@ FROM_ORT: dict[str, DType] = {
     "tensor(int2)": DType.INT2,
     "tensor(uint2)": DType.UINT2,
 }
+
+
+def value_type(text: str) -> ValueType | None:
+    """The value type of an ONNX Runtime type string (``seq(map(int64,tensor(float)))``,
+    ``optional(tensor(float))``), or None for one unirun does not know. ONNX Runtime's strings
+    carry no shapes inside sequences and maps."""
+    text = text.strip()
+    dtype = FROM_ORT.get(text)
+    if dtype is not None:
+        return TensorType(dtype)
+    for prefix, wrap in (("seq(", SequenceType), ("optional(", OptionalType)):
+        if text.startswith(prefix) and text.endswith(")"):
+            inner = value_type(text[len(prefix) : -1])
+            return None if inner is None else wrap(inner)
+    if text.startswith("map(") and text.endswith(")"):
+        key, _, rest = text[4:-1].partition(",")
+        try:
+            key_type = DType.parse(key.strip())
+        except ValueError:
+            return None
+        if key_type not in MAP_KEYS:
+            return None
+        value = value_type(rest)
+        return None if value is None else MapType(key_type, value)
+    return None
+
 
 #: Types onnxruntime cannot take or return as numpy arrays; they travel as raw bits.
 NARROW = frozenset(d for d in DType if not d.numpy_native and d is not DType.STRING)

@@ -27,6 +27,7 @@ from unirun.backend import (
     Probe,
     Stage,
     ThreadSafety,
+    ValueKind,
 )
 from unirun.device import Device
 from unirun.device_tensor import DeviceTensor
@@ -35,9 +36,10 @@ from unirun.errors import DeviceError, ModelClosedError, UnirunError, Unsupporte
 from unirun.options import Precision
 from unirun.source import build_with_fixed_shapes, graphs
 from unirun.tensor import Dim, TensorSpec
+from unirun.values import MapType, OptionalType, TensorType, ValueType
 
 from . import _iobinding, _log
-from ._dtypes import FROM_ORT, NARROW, from_ortvalue, to_ortvalue
+from ._dtypes import FROM_ORT, NARROW, from_ortvalue, to_ortvalue, value_type
 from ._errors import map_error, out_of_space
 from ._ops import unsupported_ops
 from .options import OnnxRuntimeOptions
@@ -111,6 +113,9 @@ class OnnxRuntimeBackend:
             DType.INT2,
             DType.UINT2,
         ),
+        # Sequences, maps and optionals go through onnxruntime's Python API as lists, dicts and
+        # None (map inputs: int64/string keys to float32 only, checked at compile).
+        value_kinds=tuple(ValueKind),
         dynamic_shapes=DynamicShapes.FREE,
         thread_safety=ThreadSafety.CONCURRENT,
         artifact_format="onnx",
@@ -157,6 +162,7 @@ class OnnxRuntimeBackend:
         holds no layout tied to this CPU; the remaining passes run again, quickly, at load.
         """
         ort = _ort()
+        _check_values(model)
         options = _options(request.plugin_options)
         target, device = request.options, request.device.device
         so = ort.SessionOptions()
@@ -198,9 +204,11 @@ class OnnxRuntimeBackend:
             session = build_with_fixed_shapes(
                 readable, target.shapes, build, engine="ONNX Runtime", logger=log
             )
-        inputs = [_spec(arg) for arg in session.get_inputs()]
-        outputs = [_spec(arg) for arg in session.get_outputs()]
+        inputs = _specs(session.get_inputs(), model.inputs)
+        outputs = _specs(session.get_outputs(), model.outputs)
         del session
+        if fp16 and not options.fp16_io:
+            _check_kept(model, inputs, outputs)
         extra: dict[str, Any] = {"providers": _providers(device, options)[0]}
         # ONNX Runtime computes in the graph's own types: an fp32 build is fp32 everywhere; an
         # fp16 build wraps ops it has no fp16 kernel for in Casts to fp32, so ask its graph.
@@ -237,7 +245,7 @@ class OnnxRuntimeBackend:
         session = _session(
             ort, str(request.file(PAYLOAD)), so, request.device.device, options, "load"
         )
-        return OrtExecutable(session, request.device.device)
+        return OrtExecutable(session, request.device.device, request.inputs, request.outputs)
 
     # -- optional methods ----------------------------------------------------------------------
 
@@ -266,14 +274,21 @@ class OnnxRuntimeBackend:
 class OrtExecutable:
     """An ONNX Runtime session. ``InferenceSession.run`` is safe to call from many threads."""
 
-    def __init__(self, session: Any, device: Device | None = None) -> None:
+    def __init__(
+        self,
+        session: Any,
+        device: Device | None = None,
+        inputs: Sequence[TensorSpec] = (),
+        outputs: Sequence[TensorSpec] = (),
+    ) -> None:
         self._session: Any = session
         self.device = device or Device("cpu")
-        self.inputs = [_spec(arg) for arg in session.get_inputs()]
-        self.outputs = [_spec(arg) for arg in session.get_outputs()]
+        self.inputs = _specs(session.get_inputs(), inputs)
+        self.outputs = _specs(session.get_outputs(), outputs)
         self.providers: list[str] = session.get_providers()
         run: Any = session.run
-        if any(spec.dtype in NARROW for spec in (*self.inputs, *self.outputs)):
+        specs = (*self.inputs, *self.outputs)
+        if any(spec.kind is None and spec.dtype in NARROW for spec in specs):
             run = self._run_narrow  # only models with such types pay for the bridge
         # ``infer(feeds)`` is ``session.run(None, feeds)`` itself, no Python frame between:
         # the hot path. ONNX Runtime's exceptions go to the backend's map_error (the core).
@@ -431,16 +446,105 @@ def _session(
 
 def _spec(arg: Any) -> TensorSpec:
     dtype = FROM_ORT.get(arg.type)
-    if dtype is None:
-        raise UnsupportedModelError(
-            f"ONNX Runtime reports type {arg.type} for {arg.name!r}, "
-            "which unirun does not handle (sequences and maps are not tensors)"
-        )
     shape = arg.shape
     dims: tuple[Dim, ...] | None = None
     if shape is not None:
         dims = tuple(d if isinstance(d, int) else (d or "?") for d in shape)
-    return TensorSpec(arg.name, dtype, dims)
+    if dtype is not None:
+        return TensorSpec(arg.name, dtype, dims)
+    kind = value_type(arg.type)
+    if kind is None:
+        raise UnsupportedModelError(
+            f"ONNX Runtime reports type {arg.type} for {arg.name!r}, which unirun does not know"
+        )
+    if isinstance(kind, OptionalType) and isinstance(kind.element, TensorType):
+        kind = OptionalType(TensorType(kind.element.dtype, dims))  # ORT gives its shape
+    return TensorSpec.of(arg.name, kind)
+
+
+def _specs(args: Sequence[Any], graph: Sequence[TensorSpec]) -> list[TensorSpec]:
+    """The session's specs; for a sequence, map or optional, the graph's own type where it
+    is the same but for the shapes inside, which ONNX Runtime's type strings leave out."""
+    known = {spec.name: spec for spec in graph if spec.kind is not None}
+    specs = []
+    for arg in args:
+        spec = _spec(arg)
+        richer = known.get(spec.name)
+        if (
+            spec.kind is not None
+            and richer is not None
+            and richer.kind is not None
+            and _unshaped(richer.kind) == _unshaped(spec.kind)
+        ):
+            spec = richer
+        specs.append(spec)
+    return specs
+
+
+def _unshaped(kind: ValueType) -> ValueType:
+    if isinstance(kind, TensorType):
+        return TensorType(kind.dtype)
+    if isinstance(kind, MapType):
+        return MapType(kind.key, _unshaped(kind.value))
+    return type(kind)(_unshaped(kind.element))
+
+
+def _check_values(model: OnnxModel) -> None:
+    """Refuse what onnxruntime's Python API cannot carry, before building anything."""
+    specs = (*model.inputs, *model.outputs)
+    valued = [s for s in specs if s.kind is not None]
+    if not valued:
+        return
+    narrow = [s for s in valued if s.kind is not None and s.kind.dtypes & NARROW]
+    if narrow:
+        raise UnsupportedModelError(
+            f"ONNX Runtime's Python API cannot carry {'; '.join(map(str, narrow))}: sequences "
+            "and maps of types numpy lacks; make them tensors in the model"
+        )
+    mixed = [s for s in specs if s.kind is None and s.dtype in NARROW]
+    if mixed:
+        raise UnsupportedModelError(
+            f"ONNX Runtime's Python API cannot carry the {'; '.join(map(str, mixed))} inputs/"
+            "outputs (types numpy lacks, which travel as raw bits) in the same call as sequence, "
+            f"map or optional values ({'; '.join(map(str, valued))}); split the model"
+        )
+    for spec in model.inputs:
+        for kind in _maps(spec.kind):
+            value = kind.value
+            if kind.key not in (DType.INT64, DType.STRING) or not (
+                isinstance(value, TensorType) and value.dtype is DType.FLOAT32
+            ):
+                raise UnsupportedModelError(
+                    f"input {spec.name!r} is {spec.kind}; ONNX Runtime's Python API feeds maps "
+                    "from int64 or string keys to float32 values only"
+                )
+
+
+def _check_kept(
+    model: OnnxModel, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]
+) -> None:
+    """The fp16 converter keeps tensor inputs/outputs float32 but not the tensors inside a
+    sequence or map: refuse a build whose values would change type under the caller."""
+    built = {s.name: s.kind for s in (*inputs, *outputs) if s.kind is not None}
+    changed = [
+        f"{s.name}: {s.kind} would become {built[s.name]}"
+        for s in (*model.inputs, *model.outputs)
+        if s.kind is not None and s.name in built and _unshaped(s.kind) != _unshaped(built[s.name])
+    ]
+    if changed:
+        raise UnsupportedModelError(
+            f"precision='fp16' would change the type of {'; '.join(changed)} (ONNX Runtime's "
+            "fp16 conversion keeps only tensor inputs/outputs in float32); build this model in "
+            "fp32, or pass options={'fp16_io': True} to accept float16 values"
+        )
+
+
+def _maps(kind: ValueType | None) -> list[MapType]:
+    if kind is None or isinstance(kind, TensorType):
+        return []
+    if isinstance(kind, MapType):
+        return [kind, *_maps(kind.value)]
+    return _maps(kind.element)
 
 
 def _cuda_devices(ort: Any) -> list[DeviceInfo]:
