@@ -16,7 +16,7 @@ from typing import Any
 
 from ._calls import map_engine_error
 from ._value_io import InputCheck, accept, feed_parts, input_check, shares_memory
-from .errors import InferenceError, InputError
+from .errors import InferenceError, InputError, OptionsError
 from .model import Model
 
 __all__ = ["ValueModel"]
@@ -38,8 +38,15 @@ class ValueModel(Model):
         )
         self._check_names = {check.name for check in self._checks}
 
-    def infer(self, inputs: Any) -> dict[str, Any]:
-        """Run the model; see :meth:`Model.infer` and the class docstring for the values."""
+    def infer(self, inputs: Any, *, outputs: str = "numpy") -> dict[str, Any]:
+        """Run the model; see :meth:`Model.infer` and the class docstring for the values.
+        Outputs come back in host memory only (``outputs="numpy"``)."""
+        if outputs != "numpy":
+            raise OptionsError(
+                f"outputs={outputs!r}: this model has inputs or outputs that are not tensors "
+                "(sequences, maps or optionals), which come back in host memory only; use "
+                "outputs='numpy'"
+            )
         if self._closed:
             raise self._closed_error()
         feeds = self._value_feeds(inputs)
@@ -57,7 +64,7 @@ class ValueModel(Model):
                 "declared ones; this is a plugin bug"
             )
         arrays, containers = feed_parts(feeds)
-        outputs: dict[str, Any] = {}
+        answered: dict[str, Any] = {}
         for answer, value in zip(answers, results, strict=True):
             if answer.spec.kind is not None:
                 value = accept(answer.spec, value, arrays, containers, self.backend)
@@ -66,8 +73,8 @@ class ValueModel(Model):
                     value = value.copy()
                 if value.shape not in answer.seen:
                     self._check_answer(answer, value, feeds)
-            outputs[answer.name] = value
-        return outputs
+            answered[answer.name] = value
+        return answered
 
     __call__ = infer
 
