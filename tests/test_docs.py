@@ -119,3 +119,21 @@ def test_every_page_is_in_the_nav() -> None:
     pages = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")}
     listed = set(re.findall(r":\s*([\w/.-]+\.md)\s*$", config, re.M))
     assert pages == listed, f"not in the nav: {pages - listed}; missing files: {listed - pages}"
+
+
+def test_the_contract_page_lists_every_class_of_the_contract() -> None:
+    """docs/api/backend.md names the members of ``unirun.backend`` (most are re-exported from
+    private modules, so the page sets their order): a new class must be added there."""
+    import inspect
+
+    import unirun.backend as contract
+
+    page = (DOCS / "api" / "backend.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\s+- (\w+)\s*$", page, re.M))
+    classes = {
+        name
+        for name, value in vars(contract).items()
+        if inspect.isclass(value)
+        and (name in contract.__all__ or value.__module__ == contract.__name__)
+    }
+    assert classes <= listed, f"docs/api/backend.md does not list {sorted(classes - listed)}"

@@ -10,34 +10,34 @@ artifacts you deploy with ``unirun.load(path, expect_sha256=...)``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import posixpath
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from . import _fs
-from ._layout import (
-    MANIFEST_NAME,
-    check_destination,
-    install,
-    read_manifest,
-    valid_payload_path,
-    why,
+from ._layout import MANIFEST_NAME, check_destination, install, read_manifest, why
+from ._manifest import (
+    FORMAT_VERSION,
+    Manifest,
+    PayloadFile,
+    SpecModel,
+    dump_manifest,
+    is_sha256,
+    manifest_digest,
+    parse_manifest,
 )
 from ._stamps import StampBook, identity
 from ._version import __version__
 from .device import Device
 from .errors import ArtifactError, CompileError
-from .options import CompileOptions, Precision
+from .options import CompileOptions
 from .tensor import TensorSpec
-from .values import from_json
 
 if TYPE_CHECKING:
     from .backend import CompileResult
@@ -51,85 +51,6 @@ __all__ = [
     "check_destination",
     "manifest_digest",
 ]
-
-#: Bumped when the manifest changes incompatibly; unirun refuses other versions with a reason.
-#: 2: the manifest carries its own ``sha256``.
-FORMAT_VERSION = 2
-_SHA256 = r"^[0-9a-f]{64}$"
-
-
-class PayloadFile(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    path: str = Field(description="POSIX path relative to the artifact directory.")
-    size: int = Field(ge=0)
-    sha256: str = Field(pattern=_SHA256)
-
-    @field_validator("path")
-    @classmethod
-    def _relative(cls, value: str) -> str:
-        if not valid_payload_path(value):
-            raise ValueError(f"payload path {value!r} must be relative and inside the artifact")
-        return value
-
-
-class SpecModel(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str
-    dtype: str
-    shape: list[int | str] | None
-    #: The :mod:`unirun.values` type of an input/output that is not a tensor (a sequence, a
-    #: map, an optional), as ``ValueType.to_json()`` writes it; absent for tensors, so that
-    #: the manifests of tensor models are what they were before value kinds existed.
-    kind: dict[str, Any] | None = Field(default=None, exclude_if=lambda v: v is None)
-
-    @field_validator("kind")
-    @classmethod
-    def _value_type(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:
-            from_json(value)  # a ValueError says what is wrong
-        return value
-
-
-class Manifest(BaseModel):
-    """What an artifact is and how it was built; validated whenever an artifact is opened."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    format: Literal["unirun-artifact"] = "unirun-artifact"
-    format_version: int = FORMAT_VERSION
-    backend: str
-    plugin_version: str
-    api_version: int
-    runtime_version: str | None
-    #: ``Capabilities.artifact_format`` of the plugin that built it (checked at load).
-    artifact_format: str = ""
-    device: str
-    device_identity: str = ""
-    options: CompileOptions
-    #: The precision the engine computes in, when the plugin reported it differs from
-    #: ``options.precision`` (the request); None means "as requested".
-    computed_precision: Precision | None = None
-    source_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    inputs: list[SpecModel]
-    outputs: list[SpecModel]
-    files: list[PayloadFile]
-    extra: dict[str, Any] = Field(default_factory=dict)
-    unirun_version: str
-    created: datetime
-
-
-def manifest_digest(data: Mapping[str, Any]) -> str:
-    """The sha256 a manifest carries in its ``sha256`` field: of the manifest's JSON without that
-    field, keys sorted, no whitespace (``json.dumps(..., sort_keys=True, separators=(",", ":"))``).
-
-    As the manifest lists every payload file's sha256, this one digest identifies the whole
-    artifact: it is :attr:`Artifact.sha256`, and what ``unirun.load(expect_sha256=...)`` checks.
-    """
-    body = {k: v for k, v in data.items() if k != "sha256"}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Artifact:
@@ -202,7 +123,7 @@ class Artifact:
         directory = Path(path)
         manifest_path = directory / MANIFEST_NAME
         text = read_manifest(directory)
-        manifest, digest = _parse(text, manifest_path)
+        manifest, digest = parse_manifest(text, manifest_path)
         artifact = cls(directory, manifest)
         artifact._text, artifact._digest = text, digest
         if expect_sha256 is not None:
@@ -213,7 +134,7 @@ class Artifact:
 
     def check_sha256(self, expected: str) -> None:
         """``ArtifactError`` (field ``sha256``) unless :attr:`sha256` is ``expected``."""
-        if not isinstance(expected, str) or not _is_sha256(expected.lower()):
+        if not isinstance(expected, str) or not is_sha256(expected.lower()):
             raise ArtifactError(
                 f"expect_sha256 must be 64 hexadecimal digits (as `unirun compile` prints), "
                 f"got {expected!r}",
@@ -340,7 +261,7 @@ class Artifact:
                     "since it was opened (it no longer matches its checksum); nothing was saved",
                     field="files",
                 )
-        text = self._text if self._text is not None else _dump(self.manifest)
+        text = self._text if self._text is not None else dump_manifest(self.manifest)
         (staging / MANIFEST_NAME).write_bytes(text)
 
     @classmethod
@@ -385,74 +306,13 @@ class Artifact:
                 unirun_version=__version__,
                 created=datetime.now(timezone.utc),
             )
-            text = _dump(manifest)
+            text = dump_manifest(manifest)
         except (ValidationError, TypeError, ValueError) as exc:
             raise ArtifactError(f"the backend produced an invalid manifest: {exc}") from exc
         (directory / MANIFEST_NAME).write_bytes(text)
         artifact = cls(directory, manifest)
         artifact._text = text
         return artifact
-
-
-# -- reading -----------------------------------------------------------------------------------
-
-
-def _parse(text: bytes, where: Path) -> tuple[Manifest, str]:
-    """The validated manifest and its (checked) digest."""
-    try:
-        raw = json.loads(text)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ArtifactError(f"{where} is unreadable or not JSON: {exc}") from exc
-    if not isinstance(raw, dict) or raw.get("format") != "unirun-artifact":
-        raise ArtifactError(f"{where} is not a unirun manifest", field="format")
-    version = raw.get("format_version")
-    if type(version) is not int:
-        raise ArtifactError(
-            f"{where} has format_version {version!r}, not a number", field="format_version"
-        )
-    if version > FORMAT_VERSION:
-        raise ArtifactError(
-            f"artifact format version {version!r} is newer than this unirun understands "
-            f"({FORMAT_VERSION}); upgrade unirun (pip install -U unirun)",
-            field="format_version",
-        )
-    if version < FORMAT_VERSION:
-        raise ArtifactError(
-            f"artifact format version {version} is older than this unirun reads "
-            f"({FORMAT_VERSION}, whose manifests carry a sha256); recompile the model",
-            field="format_version",
-        )
-    stored = raw.get("sha256")
-    try:
-        digest = manifest_digest(raw)
-    except (ValueError, RecursionError) as exc:
-        raise ArtifactError(f"{where} holds values JSON cannot represent: {exc}") from exc
-    if stored != digest:
-        raise ArtifactError(
-            f"{where} does not match its sha256 field: it was edited or damaged after the "
-            "build (recompile the model; never edit a manifest by hand)",
-            field="sha256",
-        )
-    del raw["sha256"]
-    try:
-        manifest = Manifest.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise ArtifactError(f"{where} is invalid at {loc}: {first['msg']}", field=loc) from exc
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise ArtifactError(f"{where} is invalid: {exc}") from exc
-    return manifest, digest
-
-
-def _dump(manifest: Manifest) -> bytes:
-    data = manifest.model_dump(mode="json")
-    data["sha256"] = manifest_digest(data)
-    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
-
-
-def _is_sha256(text: str) -> bool:
-    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
 def _check_self_contained(directory: Path, files: list[str]) -> None:

@@ -321,7 +321,7 @@ def _rank(candidate: Candidate) -> tuple[int, float]:
 
 def _seal(artifact: Artifact, staging: Path, record: Int8Record) -> Artifact:
     """Move the chosen build into ``staging`` with the record in its manifest."""
-    from ..artifact import _dump
+    from .._manifest import dump_manifest
 
     for entry in artifact.directory.iterdir():
         if entry.name != MANIFEST_NAME:
@@ -331,5 +331,5 @@ def _seal(artifact: Artifact, staging: Path, record: Int8Record) -> Artifact:
     if record.form == Int8Form.WEIGHTS.value and artifact.manifest.computed_precision is None:
         update["computed_precision"] = "fp32"  # int8 weights, float math: say so
     manifest = artifact.manifest.model_copy(update=update)
-    (staging / MANIFEST_NAME).write_bytes(_dump(manifest))
+    (staging / MANIFEST_NAME).write_bytes(dump_manifest(manifest))
     return Artifact(staging, manifest)
