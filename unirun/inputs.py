@@ -23,25 +23,30 @@ How sizes and values are chosen (docs/cli.md has the user-facing table):
 - When an engine rejects the invented inputs, :func:`run_first` tries larger sizes (spatial ×2,
   lengths ×4, at most twice) before it gives up with an error that says what was invented and
   how to pass real inputs.
+
+The plan, its retries and the error that says what was invented are here; the sizes by role
+are chosen in :mod:`unirun._input_sizes`, the values in :mod:`unirun._input_values`.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ._graph_hints import Hint, mine
+from ._graph_hints import mine
+from ._input_sizes import SIZES as SIZES
+from ._input_sizes import Role as Role
+from ._input_sizes import choose_dims
+from ._input_values import invent, tensor_values
 from .dtypes import DType
 from .errors import InferenceError, InputError, UnirunError
 from .options import ShapeRange
-from .tensor import Dim, TensorSpec
-from .values import OptionalType, SequenceType, TensorType, ValueType
+from .tensor import TensorSpec
 
 if TYPE_CHECKING:
     from .model import Model
@@ -51,32 +56,11 @@ __all__ = ["Given", "InputPlan", "Invented", "Value", "rejected", "run_first"]
 log = logging.getLogger("unirun")
 
 Array = np.ndarray[Any, Any]
-Role = Literal["batch", "channels", "spatial", "depth", "audio", "length"]
 Style = Literal["cli", "api"]
 
-#: First size, growth factor per retry, for each role (batch and channels never grow).
-SIZES: dict[Role, tuple[int, int]] = {
-    "batch": (1, 1),
-    "channels": (3, 1),
-    "spatial": (224, 2),
-    "depth": (16, 2),
-    "audio": (16000, 2),
-    "length": (256, 4),
-}
 RETRIES = 2
 #: The most memory one invented input may take (a --shape typo must not exhaust the machine).
 MAX_BYTES = 4 << 30
-
-_WORDS: dict[Role, re.Pattern[str]] = {
-    "batch": re.compile(r"^(n|b|bs|num_images|.*batch.*)$"),
-    "spatial": re.compile(r"^(h|w|height|width|.*_(h|w|height|width)|(height|width)_.*)$"),
-    "depth": re.compile(r"^(d|depth|frames?|num_frames)$"),
-    "audio": re.compile(r".*(samples|audio|wav|pcm|waveform|signal).*"),
-    "length": re.compile(r".*(seq|len|length|time|steps|tokens|words|past|total).*"),
-}
-_STATE = re.compile(r"(^|[_.])(state|states|hidden|h0|c0|hx|cx|memory|cache)([_.\d]|$)|^h$|^c$")
-_AUDIO_INPUT = re.compile(r".*(audio|wav|waveform|pcm|speech|signal).*")
-_RATE = re.compile(r"^(sr|sample_?rate|sampling_?rate|rate)$")
 
 
 @dataclass(frozen=True)
@@ -143,13 +127,6 @@ class Invented:
         return f"{self.name} {self.dtype}[{', '.join(map(str, self.shape))}] ({self.how})"
 
 
-@dataclass
-class _Dim:
-    size: int
-    factor: int = 1  # growth per retry; 1: never grows
-    role: str = ""
-
-
 class InputPlan:
     """The feeds for one model: what the caller gave, plus invented values for the rest.
 
@@ -188,7 +165,7 @@ class InputPlan:
                 self.given[spec.name] = value
         self._missing = [s for s in specs if s.name not in self.given]
         self._hints = mine(graph, {s.name for s in self._missing}) if graph is not None else {}
-        self._dims = _choose_dims(self.specs, self.given, shapes or {})
+        self._dims = choose_dims(self.specs, self.given, shapes or {})
         self._feeds: dict[str, Array] | None = None
         self.invented: dict[str, Invented] = {}
 
@@ -233,7 +210,7 @@ class InputPlan:
             for spec in self._missing:
                 if spec.kind is not None:
                     hint = self._hints.get(spec.name)
-                    feeds[spec.name], how = _invent(spec.kind, spec.name, hint, rng)
+                    feeds[spec.name], how = invent(spec.kind, spec.name, hint, rng)
                     self.invented[spec.name] = Invented(
                         spec.name, spec.dtype, (), how, str(spec.kind)
                     )
@@ -246,7 +223,7 @@ class InputPlan:
                         f"bytes; give it (--input {spec.name}=FILE.npy) or a smaller shape",
                         spec.name,
                     )
-                feeds[spec.name], how = _values(spec, shape, self._hints.get(spec.name), rng)
+                feeds[spec.name], how = tensor_values(spec, shape, self._hints.get(spec.name), rng)
                 self.invented[spec.name] = Invented(spec.name, spec.dtype, shape, how)
             self._feeds = feeds
         return self._feeds
@@ -337,157 +314,3 @@ def run_first(model: Model, plan: InputPlan, style: Style = "cli") -> dict[str, 
                 str(exc).splitlines()[0][:200],
                 plan.sizes(),
             )
-
-
-# -- sizes ----------------------------------------------------------------------------------
-
-
-def _choose_dims(
-    specs: Iterable[TensorSpec], given: Mapping[str, Array], shapes: Mapping[str, ShapeRange]
-) -> dict[str, list[_Dim]]:
-    symbols: dict[str, _Dim] = {}
-    for spec in specs:  # a size the caller's arrays fix holds for every input that shares it
-        array = given.get(spec.name)
-        if array is not None and spec.shape is not None and array.ndim == len(spec.shape):
-            for dim, size in zip(spec.shape, array.shape, strict=True):
-                if isinstance(dim, str) and dim not in ("?", ""):
-                    symbols.setdefault(dim, _Dim(size))
-    out: dict[str, list[_Dim]] = {}
-    for spec in specs:
-        if spec.name in given or spec.kind is not None:
-            continue
-        bounds = shapes.get(spec.name)
-        if bounds is not None:
-            out[spec.name] = [_Dim(d) for d in bounds.opt]
-            continue
-        if spec.shape is None:
-            raise InputError(
-                f"input {spec.name!r} has no declared rank, so unirun cannot invent it; give "
-                f"it: --input {spec.name}=FILE.npy or --shape {spec.name}=DIMS (Python: "
-                f"shapes={{{spec.name!r}: (...)}})",
-                spec.name,
-            )
-        dims: list[_Dim] = []
-        for axis, dim in enumerate(spec.shape):
-            if isinstance(dim, int):
-                dims.append(_Dim(dim))
-                continue
-            named = dim not in ("?", "")
-            if named and dim in symbols:
-                dims.append(symbols[dim])
-                continue
-            role = _role(spec, axis, dim if named else "")
-            chosen = _Dim(*SIZES[role], role=role)
-            if named:
-                symbols[dim] = chosen
-            dims.append(chosen)
-        out[spec.name] = dims
-    return out
-
-
-def _role(spec: TensorSpec, axis: int, dim: str) -> Role:
-    word = dim.lower()
-    for role in ("batch", "spatial", "depth", "audio", "length"):
-        if word and _WORDS[role].match(word):
-            return role
-    shape: tuple[Dim, ...] = spec.shape or ()
-    rank = len(shape)
-    name = spec.name.lower()
-    if _STATE.search(name) or (rank == 3 and axis == 1 and isinstance(shape[0], int)):
-        return "batch"  # recurrent state [layers, batch, hidden]: its free dims are the batch
-    if axis == 0 and rank >= 2:
-        return "batch"
-    if rank == 4:
-        nhwc = isinstance(shape[3], int) and shape[3] <= 4
-        if axis == (3 if nhwc else 1):
-            return "channels"
-        return "spatial"
-    if rank == 5:
-        return "channels" if axis == 1 else "depth" if axis == 2 else "spatial"
-    if _AUDIO_INPUT.match(name) and spec.dtype.is_float:
-        return "audio"
-    return "length"
-
-
-# -- values ---------------------------------------------------------------------------------
-
-
-def _values(
-    spec: TensorSpec, shape: tuple[int, ...], hint: Hint | None, rng: np.random.Generator
-) -> tuple[Array, str]:
-    dtype, name = spec.dtype, spec.name.lower()
-    single = int(np.prod(shape)) == 1
-    if hint is not None and hint.categories and (dtype is DType.STRING or not dtype.is_float):
-        known = hint.categories
-        picks = np.empty(len(known), dtype=object if dtype is DType.STRING else dtype.numpy)
-        picks[:] = known
-        shown = ", ".join(map(repr, known[:4])) + (", …" if len(known) > 4 else "")
-        return rng.choice(picks, shape), f"random categories the model's encoder knows ({shown})"
-    if dtype is DType.STRING:
-        return np.full(shape, "unirun", dtype=object), "the string 'unirun'"
-    if hint is not None and hint.compared and single:
-        value = hint.compared[0]
-        shown = ", ".join(f"{v:g}" for v in dict.fromkeys(hint.compared))
-        return (
-            np.full(shape, value).astype(dtype.numpy),
-            f"{value:g}: the graph compares it with {shown}",
-        )
-    if dtype is DType.BOOL:
-        if "mask" in name:
-            return np.ones(shape, bool), "all true (a mask)"
-        return rng.random(shape) < 0.5, "random"
-    if dtype.is_float or dtype.value.startswith("complex"):
-        if single:
-            return rng.uniform(0.5, 1.5, shape).astype(dtype.numpy), "uniform 0.5..1.5"
-        return rng.standard_normal(shape).astype(dtype.numpy), "random normal"
-    if "mask" in name:
-        return np.ones(shape, dtype.numpy), "ones (a mask)"
-    if "token_type" in name or "segment" in name:
-        return np.zeros(shape, dtype.numpy), "zeros"
-    if "position" in name and shape:
-        positions = np.broadcast_to(np.arange(shape[-1]), shape)
-        return positions.astype(dtype.numpy), "positions 0..n-1"
-    if single and _RATE.match(name):
-        return np.full(shape, 16000).astype(dtype.numpy), "16000, a sample rate"
-    if hint is not None and hint.table:
-        high = hint.table
-        how = f"random 0..{high - 1}: indices into a {high}-row table (Gather)"
-    elif dtype is DType.UINT8 and len(shape) >= 3:
-        high, how = 256, "random 0..255 (an image)"
-    else:
-        high = 10 if dtype.bits >= 8 else 2 ** (dtype.bits - 1)
-        how = f"random 0..{high - 1}"
-    return rng.integers(0, high, shape).astype(dtype.numpy), how
-
-
-def _invent(
-    kind: ValueType, name: str, hint: Hint | None, rng: np.random.Generator
-) -> tuple[Any, str]:
-    """A value of ``kind`` (not a tensor at the top) and how it was made."""
-    if isinstance(kind, TensorType):
-        shape = tuple(d if isinstance(d, int) else 3 for d in kind.shape or (3,))
-        return _values(TensorSpec(name, kind.dtype, kind.shape), shape, hint, rng)
-    if isinstance(kind, OptionalType):
-        value, how = _invent(kind.element, name, hint, rng)
-        return value, f"present: {how}"
-    if isinstance(kind, SequenceType):
-        items = [_invent(kind.element, name, hint, rng) for _ in range(2)]
-        return [v for v, _ in items], f"2 items, each {items[0][1]}"
-    keys: list[Any] = [k for k in (hint.categories if hint else []) if _is_key(k, kind.key)]
-    if not keys:
-        keys = ["a", "b", "c"] if kind.key is DType.STRING else [0, 1, 2]
-    keys = keys[:3] if len(keys) <= 8 else list(rng.choice(np.array(keys, dtype=object), 3))
-    if isinstance(kind.value, TensorType):
-        spec = TensorSpec(name, kind.value.dtype, ())
-        values = [_values(spec, (), None, rng) for _ in keys]
-        how = f"random {kind.value.dtype} ({values[0][1]})" if values else ""
-        mapping = {k: v[()] for k, (v, _) in zip(keys, values, strict=True)}
-    else:
-        inner = [_invent(kind.value, name, None, rng) for _ in keys]
-        how = inner[0][1] if inner else ""
-        mapping = {k: v for k, (v, _) in zip(keys, inner, strict=True)}
-    return mapping, f"keys {', '.join(map(repr, keys))} to {how}"
-
-
-def _is_key(key: Any, dtype: DType) -> bool:
-    return isinstance(key, str) if dtype is DType.STRING else isinstance(key, int)

@@ -1,20 +1,25 @@
-"""Reading ONNX models from paths, bytes or ModelProtos, once, with a content hash."""
+"""Reading ONNX models from paths, bytes or ModelProtos, once, with a content hash.
+
+:class:`OnnxModel` and its external data (found, checked to stay in the model's folder, hashed,
+read in for engines) live here. The graph helpers plugins use are defined beside it and
+re-exported from here: walking the graph and its inputs and outputs in
+:mod:`unirun._source_graph`, declared ``shapes`` in :mod:`unirun._source_shapes`.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import _fs
-from .errors import CompileError, InvalidModelError, OptionsError, UnsupportedModelError
-from .options import ShapeRange
+from ._source_graph import all_nodes, check_acyclic, graph_inputs, graph_outputs, graphs
+from ._source_shapes import build_with_fixed_shapes, check_shapes, describe_shapes, fix_input_shapes
+from .errors import InvalidModelError, OptionsError
 from .tensor import TensorSpec
-from .values import from_onnx
 
 if TYPE_CHECKING:
     import onnx
@@ -35,7 +40,6 @@ __all__ = [
 
 #: Protobuf cannot parse more; larger models keep their weights in external data files.
 _PROTO_LIMIT = (2 << 30) - 1
-_T = TypeVar("_T")
 
 
 @dataclass
@@ -359,185 +363,3 @@ def _parse(data: bytes, where: str) -> onnx.ModelProto:
     if proto.ir_version <= 0 or not proto.opset_import:
         raise InvalidModelError(f"{where} lacks an IR version or opset import: not a valid model")
     return proto
-
-
-def _spec(value: Any) -> TensorSpec:
-    return TensorSpec.of(value.name, from_onnx(value.type, value.name))
-
-
-def graphs(graph: Any) -> Iterator[Any]:
-    """``graph`` and every subgraph (If/Loop/Scan bodies), depth first."""
-    yield graph
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("g"):
-                yield from graphs(attr.g)
-            for sub in attr.graphs:
-                yield from graphs(sub)
-
-
-def all_nodes(graph: Any) -> Iterator[Any]:
-    """Every node of ``graph`` and of its subgraphs."""
-    for g in graphs(graph):
-        yield from g.node
-
-
-def graph_inputs(proto: onnx.ModelProto) -> list[TensorSpec]:
-    """The graph's real inputs (initializers listed as inputs by old IR versions excluded)."""
-    constants = {t.name for t in proto.graph.initializer}
-    return [_spec(v) for v in proto.graph.input if v.name not in constants]
-
-
-def graph_outputs(proto: onnx.ModelProto) -> list[TensorSpec]:
-    return [_spec(v) for v in proto.graph.output]
-
-
-def check_shapes(inputs: list[TensorSpec], shapes: Mapping[str, ShapeRange]) -> None:
-    """Reject ``shapes`` that name unknown inputs or contradict the model's rank or fixed dims."""
-    by_name = {spec.name: spec for spec in inputs}
-    for name, bounds in shapes.items():
-        spec = by_name.get(name)
-        if spec is None:
-            raise OptionsError(
-                f"shapes names input {name!r}, which the model does not have; inputs: "
-                f"{', '.join(by_name) or '(none)'}"
-            )
-        if spec.kind is not None:
-            raise OptionsError(
-                f"shapes names input {name!r}, which is {spec.kind} (not a tensor); shapes= "
-                "declares the dimensions of tensor inputs only"
-            )
-        if spec.shape is None:
-            continue
-        if bounds.rank != len(spec.shape):
-            raise OptionsError(
-                f"shapes for {name!r} have rank {bounds.rank}, but the model declares {spec}"
-            )
-        for axis, dim in enumerate(spec.shape):
-            if isinstance(dim, int) and not bounds.min[axis] == dim == bounds.max[axis]:
-                raise OptionsError(
-                    f"shapes for {name!r} give dimension {axis} as {bounds.dim(axis)}, but the "
-                    f"model fixes it to {dim} ({spec})"
-                )
-
-
-def fix_input_shapes(proto: onnx.ModelProto, shapes: Mapping[str, ShapeRange]) -> onnx.ModelProto:
-    """A copy of ``proto`` whose inputs have the fixed shapes in ``shapes`` written in."""
-    import onnx
-
-    fixed = {name: r.min for name, r in shapes.items() if r.is_fixed}
-    if not fixed:
-        return proto
-    out = onnx.ModelProto()
-    out.CopyFrom(proto)
-    for value in out.graph.input:
-        dims = fixed.get(value.name)
-        if dims is None:
-            continue
-        shape = value.type.tensor_type.shape
-        shape.ClearField("dim")
-        for size in dims:
-            shape.dim.add().dim_value = size
-    return out
-
-
-def build_with_fixed_shapes(
-    proto: onnx.ModelProto,
-    shapes: Mapping[str, ShapeRange],
-    build: Callable[[onnx.ModelProto], _T],
-    *,
-    engine: str,
-    logger: logging.Logger,
-) -> _T:
-    """``build(proto)`` with the fixed shapes in ``shapes`` written into the graph's inputs, and
-    ``build(proto)`` as it is if the engine refuses that graph (its shape inference can fail
-    inside ``If`` branches that never run with those sizes). Declaring shapes never breaks a
-    model the engine runs without them: the core still checks every feed against ``shapes``.
-    The fallback is logged at WARNING, naming the shapes and the engine's reason; if the graph
-    as it is fails too, that failure (which the shapes did not cause) is raised."""
-    fixed = fix_input_shapes(proto, shapes)
-    if fixed is proto:
-        return build(proto)
-    try:
-        return build(fixed)
-    except (InvalidModelError, UnsupportedModelError, CompileError) as exc:
-        result = build(proto)
-        logger.warning(
-            "%s cannot build the model with the declared fixed input shapes %s written into "
-            "its graph (%s); built it with the graph's own dimensions instead: unirun checks "
-            "that every input has the declared shape",
-            engine,
-            describe_shapes({k: v for k, v in shapes.items() if v.is_fixed}),
-            exc,
-        )
-        return result
-
-
-def describe_shapes(shapes: Mapping[str, ShapeRange]) -> str:
-    """``input=(1, 512), state=(2, 1, 128)``: the user's ``shapes`` as they wrote them."""
-    return ", ".join(f"{name}={r.describe()}" for name, r in shapes.items())
-
-
-def check_acyclic(graph: Any) -> None:
-    """Raise ``InvalidModelError`` naming the nodes of a cycle if ``graph`` (or a subgraph) has
-    one. Engines fail on cycles in ways that say nothing (OpenVINO runs out of memory); nodes
-    merely listed out of order are not refused."""
-    for g in graphs(graph):
-        _check_acyclic(g)
-
-
-def _check_acyclic(graph: Any) -> None:
-    producer: dict[str, int] = {}
-    for index, node in enumerate(graph.node):
-        for name in node.output:
-            if name:
-                producer[name] = index
-    needs: list[set[int]] = []
-    for node in graph.node:
-        names = set(node.input) | _outer_names(node)
-        needs.append({producer[n] for n in names if n in producer})
-    waiting = {i: len(deps) for i, deps in enumerate(needs)}
-    users: dict[int, list[int]] = {}
-    for i, deps in enumerate(needs):
-        for dep in deps:
-            users.setdefault(dep, []).append(i)
-    ready = [i for i, count in waiting.items() if count == 0]
-    while ready:
-        done = ready.pop()
-        for user in users.get(done, ()):
-            waiting[user] -= 1
-            if waiting[user] == 0:
-                ready.append(user)
-    stuck = {i for i, count in waiting.items() if count > 0}
-    if not stuck:
-        return
-    # Walk back through unfinished producers until a node repeats: that loop is a cycle.
-    path: list[int] = []
-    node = min(stuck)
-    while node not in path:
-        path.append(node)
-        node = min(d for d in needs[node] if d in stuck)
-    cycle = [*path[path.index(node) :], node]
-    steps = " → ".join(_node_label(graph.node[i], i) for i in reversed(cycle))
-    raise InvalidModelError(
-        f"the graph {graph.name or '(unnamed)'!r} has a cycle: {steps} (each node feeds the "
-        "next); ONNX graphs must be acyclic: re-export the model"
-    )
-
-
-def _outer_names(node: Any) -> set[str]:
-    """Names a node's subgraphs read from the enclosing scope (its implicit inputs)."""
-    names: set[str] = set()
-    for attr in node.attribute:
-        for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
-            defined = {v.name for v in (*sub.input, *sub.initializer)}
-            for inner in sub.node:
-                defined.update(inner.output)
-            for inner in sub.node:
-                names.update(n for n in inner.input if n and n not in defined)
-                names.update(n for n in _outer_names(inner) if n not in defined)
-    return names
-
-
-def _node_label(node: Any, index: int) -> str:
-    return f"{node.name or f'#{index}'!r} ({node.op_type})"
