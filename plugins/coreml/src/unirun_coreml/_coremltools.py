@@ -1,8 +1,9 @@
 """Lazy, quiet access to coremltools.
 
 On Linux ``import coremltools`` logs "Failed to load _MLModelProxy …" warnings because the
-native Core ML bridge exists only on macOS, and "torch version … has not been tested" when an
-unrelated torch is installed; they are noise here, so a filter on the coremltools logger
+native Core ML bridge exists only on macOS, "torch version … has not been tested" when an
+unrelated torch is installed, and "scikit-learn version … is not supported" when a newer
+scikit-learn is (its scikit-learn converter, which unirun never uses); they are noise here, so a filter on the coremltools logger
 drops exactly those records. ``quiet()`` hides the progress bars and chatter that
 ``ct.convert`` writes to stderr while converting.
 """
@@ -23,7 +24,10 @@ def _drop_missing_proxy(record: logging.LogRecord) -> bool:
     message = record.getMessage()
     if message.startswith("Failed to load") and "Proxy" in message:
         return False
-    # We never use coremltools' PyTorch/TensorFlow frontends, so their version checks are noise.
+    # We never use coremltools' PyTorch/TensorFlow/scikit-learn frontends, so their version
+    # checks are noise.
+    if message.startswith("scikit-learn version") and "is not supported" in message:
+        return False
     return "has not been tested with coremltools" not in message
 
 
