@@ -22,7 +22,8 @@ from unirun.device_tensor import DeviceTensor
 from unirun.dtypes import DType
 from unirun.testing import conv_net, multi_io, passthrough
 from unirun_onnxruntime import _iobinding
-from unirun_onnxruntime.backend import OnnxRuntimeBackend, _spec
+from unirun_onnxruntime._specs import spec_of as _spec
+from unirun_onnxruntime.backend import OnnxRuntimeBackend
 
 CPU = Device("cpu")
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()

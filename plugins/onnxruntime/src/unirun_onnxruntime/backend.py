@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-import platform
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -32,16 +31,19 @@ from unirun.backend import (
 from unirun.device import Device
 from unirun.device_tensor import DeviceTensor
 from unirun.dtypes import DType
-from unirun.errors import DeviceError, ModelClosedError, UnirunError, UnsupportedModelError
+from unirun.errors import DeviceError, ModelClosedError, UnirunError
 from unirun.options import Precision
 from unirun.source import build_with_fixed_shapes, graphs
-from unirun.tensor import Dim, TensorSpec
-from unirun.values import MapType, OptionalType, TensorType, ValueType
+from unirun.tensor import TensorSpec
 
 from . import _iobinding, _log
-from ._dtypes import FROM_ORT, NARROW, from_ortvalue, to_ortvalue, value_type
+from ._devices import CUDA as _CUDA
+from ._devices import cpu_name, cuda_devices, diagnose
+from ._dtypes import NARROW, from_ortvalue, to_ortvalue
 from ._errors import map_error, out_of_space
 from ._ops import unsupported_ops
+from ._specs import check_kept, check_values
+from ._specs import specs as session_specs
 from .options import OnnxRuntimeOptions
 
 if TYPE_CHECKING:
@@ -53,7 +55,6 @@ log = logging.getLogger("unirun.onnxruntime")
 
 PAYLOAD = "model.onnx"
 _WEIGHTS = "model.weights"
-_CUDA = "CUDAExecutionProvider"
 # unirun level -> ONNX Runtime GraphOptimizationLevel member name
 _LEVELS = ("ORT_DISABLE_ALL", "ORT_ENABLE_BASIC", "ORT_ENABLE_EXTENDED", "ORT_ENABLE_ALL")
 
@@ -138,8 +139,8 @@ class OnnxRuntimeBackend:
         ort = _ort()
         found = []
         if _CUDA in ort.get_available_providers():
-            found.extend(_cuda_devices(ort))
-        found.append(DeviceInfo(Device("cpu"), _cpu_name()))
+            found.extend(cuda_devices(ort))
+        found.append(DeviceInfo(Device("cpu"), cpu_name()))
         return found
 
     def unsupported_ops(
@@ -162,7 +163,7 @@ class OnnxRuntimeBackend:
         holds no layout tied to this CPU; the remaining passes run again, quickly, at load.
         """
         ort = _ort()
-        _check_values(model)
+        check_values(model)
         options = _options(request.plugin_options)
         target, device = request.options, request.device.device
         so = ort.SessionOptions()
@@ -204,11 +205,11 @@ class OnnxRuntimeBackend:
             session = build_with_fixed_shapes(
                 readable, target.shapes, build, engine="ONNX Runtime", logger=log
             )
-        inputs = _specs(session.get_inputs(), model.inputs)
-        outputs = _specs(session.get_outputs(), model.outputs)
+        inputs = session_specs(session.get_inputs(), model.inputs)
+        outputs = session_specs(session.get_outputs(), model.outputs)
         del session
         if fp16 and not options.fp16_io:
-            _check_kept(model, inputs, outputs)
+            check_kept(model, inputs, outputs)
         extra: dict[str, Any] = {"providers": _providers(device, options)[0]}
         # ONNX Runtime computes in the graph's own types: an fp32 build is fp32 everywhere; an
         # fp16 build wraps ops it has no fp16 kernel for in Casts to fp32, so ask its graph.
@@ -256,7 +257,7 @@ class OnnxRuntimeBackend:
     def diagnose(self, device: Device | None) -> list[Finding]:
         """``unirun doctor -b onnxruntime``: the providers this build has and, for a CUDA
         device, what a CUDA run needs."""
-        return _diagnose(_ort(), device)
+        return diagnose(_ort(), device)
 
     def native_runner(
         self, model: bytes, device: Device
@@ -283,8 +284,8 @@ class OrtExecutable:
     ) -> None:
         self._session: Any = session
         self.device = device or Device("cpu")
-        self.inputs = _specs(session.get_inputs(), inputs)
-        self.outputs = _specs(session.get_outputs(), outputs)
+        self.inputs = session_specs(session.get_inputs(), inputs)
+        self.outputs = session_specs(session.get_outputs(), outputs)
         self.providers: list[str] = session.get_providers()
         run: Any = session.run
         specs = (*self.inputs, *self.outputs)
@@ -347,47 +348,6 @@ def _options(options: Any) -> OnnxRuntimeOptions:
     return options
 
 
-def _diagnose(ort: Any, device: Device | None) -> list[Finding]:
-    providers = ort.get_available_providers()
-    found = [Finding("onnxruntime", None, f"{ort.__version__}: {', '.join(providers)}")]
-    if device is not None and device.kind in ("cuda", "gpu"):
-        found.append(
-            Finding(
-                "CUDA execution provider",
-                _CUDA in providers,
-                "present" if _CUDA in providers else "this onnxruntime build has no CUDA",
-                ""
-                if _CUDA in providers
-                else "pip uninstall onnxruntime && pip install "
-                "onnxruntime-gpu; check the NVIDIA driver (nvidia-smi)",
-            )
-        )
-        found.append(_nvidia_driver())
-    return found
-
-
-def _nvidia_driver() -> Finding:
-    """The NVIDIA driver, as ``nvidia-smi`` reports it."""
-    import shutil
-    import subprocess
-
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return Finding("NVIDIA driver", False, "no nvidia-smi on PATH", "install the NVIDIA driver")
-    try:
-        out = subprocess.run(
-            [smi, "--query-gpu=name,driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError) as exc:
-        return Finding("NVIDIA driver", False, f"nvidia-smi failed: {exc}")
-    gpus = "; ".join(line.strip() for line in out.splitlines() if line.strip())
-    return Finding("NVIDIA driver", bool(gpus), gpus or "nvidia-smi lists no GPU")
-
-
 def _providers(
     device: Device, options: OnnxRuntimeOptions
 ) -> tuple[list[str], list[dict[str, Any]]]:
@@ -442,132 +402,3 @@ def _session(
             f"providers: {', '.join(active)})"
         )
     return session
-
-
-def _spec(arg: Any) -> TensorSpec:
-    dtype = FROM_ORT.get(arg.type)
-    shape = arg.shape
-    dims: tuple[Dim, ...] | None = None
-    if shape is not None:
-        dims = tuple(d if isinstance(d, int) else (d or "?") for d in shape)
-    if dtype is not None:
-        return TensorSpec(arg.name, dtype, dims)
-    kind = value_type(arg.type)
-    if kind is None:
-        raise UnsupportedModelError(
-            f"ONNX Runtime reports type {arg.type} for {arg.name!r}, which unirun does not know"
-        )
-    if isinstance(kind, OptionalType) and isinstance(kind.element, TensorType):
-        kind = OptionalType(TensorType(kind.element.dtype, dims))  # ORT gives its shape
-    return TensorSpec.of(arg.name, kind)
-
-
-def _specs(args: Sequence[Any], graph: Sequence[TensorSpec]) -> list[TensorSpec]:
-    """The session's specs; for a sequence, map or optional, the graph's own type where it
-    is the same but for the shapes inside, which ONNX Runtime's type strings leave out."""
-    known = {spec.name: spec for spec in graph if spec.kind is not None}
-    specs = []
-    for arg in args:
-        spec = _spec(arg)
-        richer = known.get(spec.name)
-        if (
-            spec.kind is not None
-            and richer is not None
-            and richer.kind is not None
-            and _unshaped(richer.kind) == _unshaped(spec.kind)
-        ):
-            spec = richer
-        specs.append(spec)
-    return specs
-
-
-def _unshaped(kind: ValueType) -> ValueType:
-    if isinstance(kind, TensorType):
-        return TensorType(kind.dtype)
-    if isinstance(kind, MapType):
-        return MapType(kind.key, _unshaped(kind.value))
-    return type(kind)(_unshaped(kind.element))
-
-
-def _check_values(model: OnnxModel) -> None:
-    """Refuse what onnxruntime's Python API cannot carry, before building anything."""
-    specs = (*model.inputs, *model.outputs)
-    valued = [s for s in specs if s.kind is not None]
-    if not valued:
-        return
-    narrow = [s for s in valued if s.kind is not None and s.kind.dtypes & NARROW]
-    if narrow:
-        raise UnsupportedModelError(
-            f"ONNX Runtime's Python API cannot carry {'; '.join(map(str, narrow))}: sequences "
-            "and maps of types numpy lacks; make them tensors in the model"
-        )
-    mixed = [s for s in specs if s.kind is None and s.dtype in NARROW]
-    if mixed:
-        raise UnsupportedModelError(
-            f"ONNX Runtime's Python API cannot carry the {'; '.join(map(str, mixed))} inputs/"
-            "outputs (types numpy lacks, which travel as raw bits) in the same call as sequence, "
-            f"map or optional values ({'; '.join(map(str, valued))}); split the model"
-        )
-    for spec in model.inputs:
-        for kind in _maps(spec.kind):
-            value = kind.value
-            if kind.key not in (DType.INT64, DType.STRING) or not (
-                isinstance(value, TensorType) and value.dtype is DType.FLOAT32
-            ):
-                raise UnsupportedModelError(
-                    f"input {spec.name!r} is {spec.kind}; ONNX Runtime's Python API feeds maps "
-                    "from int64 or string keys to float32 values only"
-                )
-
-
-def _check_kept(
-    model: OnnxModel, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]
-) -> None:
-    """The fp16 converter keeps tensor inputs/outputs float32 but not the tensors inside a
-    sequence or map: refuse a build whose values would change type under the caller."""
-    built = {s.name: s.kind for s in (*inputs, *outputs) if s.kind is not None}
-    changed = [
-        f"{s.name}: {s.kind} would become {built[s.name]}"
-        for s in (*model.inputs, *model.outputs)
-        if s.kind is not None and s.name in built and _unshaped(s.kind) != _unshaped(built[s.name])
-    ]
-    if changed:
-        raise UnsupportedModelError(
-            f"precision='fp16' would change the type of {'; '.join(changed)} (ONNX Runtime's "
-            "fp16 conversion keeps only tensor inputs/outputs in float32); build this model in "
-            "fp32, or pass options={'fp16_io': True} to accept float16 values"
-        )
-
-
-def _maps(kind: ValueType | None) -> list[MapType]:
-    if kind is None or isinstance(kind, TensorType):
-        return []
-    if isinstance(kind, MapType):
-        return [kind, *_maps(kind.value)]
-    return _maps(kind.element)
-
-
-def _cuda_devices(ort: Any) -> list[DeviceInfo]:
-    """CUDA devices, from ONNX Runtime's device discovery where it reports them (1.22+)."""
-    devices: list[DeviceInfo] = []
-    try:
-        for ep_device in ort.get_ep_devices():
-            if ep_device.ep_name == _CUDA:
-                hw = ep_device.device
-                index = len(devices)
-                name = hw.metadata.get("Description", f"{hw.vendor} GPU") if hw.metadata else "GPU"
-                devices.append(DeviceInfo(Device("cuda", index), name, f"{name} {hw.device_id:#x}"))
-    except Exception:
-        pass
-    return devices or [DeviceInfo(Device("cuda", 0), "CUDA device 0", "cuda")]
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
