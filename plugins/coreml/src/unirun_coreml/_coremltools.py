@@ -3,9 +3,9 @@
 On Linux ``import coremltools`` logs "Failed to load _MLModelProxy …" warnings because the
 native Core ML bridge exists only on macOS, "torch version … has not been tested" when an
 unrelated torch is installed, and "scikit-learn version … is not supported" when a newer
-scikit-learn is (its scikit-learn converter, which unirun never uses); they are noise here, so a filter on the coremltools logger
-drops exactly those records. ``quiet()`` hides the progress bars and chatter that
-``ct.convert`` writes to stderr while converting.
+scikit-learn is (its scikit-learn converter, which unirun never uses); they are noise here,
+so a filter on the coremltools logger drops exactly those records. ``quiet()`` hides the
+progress bars and chatter that ``ct.convert`` writes to stderr while converting.
 """
 
 from __future__ import annotations
