@@ -44,6 +44,15 @@ def recording() -> Iterator[None]:
     unirun.unregister_backend("recording")
 
 
+def test_a_bare_array_reaches_the_engine_in_a_dict_of_one(recording: None) -> None:
+    with unirun.load(mlp(), backend="recording", cache=False) as model:
+        x = np.ones((2, 16), np.float32)
+        want = model({"x": x})["probs"]
+        np.testing.assert_array_equal(model(x)["probs"], want)
+    assert [list(feeds) for feeds in _Recording.seen] == [["x"], ["x"]]
+    assert _Recording.seen[1]["x"] is x  # the caller's array itself, not a copy
+
+
 def test_a_valid_dict_reaches_the_engine_untouched(recording: None) -> None:
     with unirun.load(mlp(), backend="recording", cache=False) as model:
         feeds = {"x": np.ones((2, 16), np.float32)}
@@ -78,6 +87,19 @@ def test_after_warming_up_bad_feeds_are_still_refused_or_converted(
         else:
             with pytest.raises(InputError, match=match):
                 model({"x": bad})
+        # the same feed alone, as the one input's array, and in a list
+        model(good)  # warm for a bare array too
+        model([good])
+        if match is None:
+            np.testing.assert_array_equal(model(bad)["probs"], want)
+        else:
+            with pytest.raises(InputError, match=match):
+                model(bad)
+        if match is None and not isinstance(bad, list):
+            np.testing.assert_array_equal(model([bad])["probs"], want)
+        elif match is not None:
+            with pytest.raises(InputError, match=match):
+                model([bad])
         with pytest.raises(InputError, match="unknown input name"):
             model({"x": good, "extra": good})
         with pytest.raises(InputError, match="missing input"):
@@ -114,3 +136,13 @@ def test_several_outputs_and_inputs_keep_their_order_and_checks() -> None:
         assert list(first) == list(second) == [s.name for s in model.outputs]
         for name in first:
             np.testing.assert_array_equal(first[name], second[name])
+        # the same arrays in input order, warm; swapped, each is refused by its dtype
+        ordered = [feeds[s.name] for s in model.inputs]
+        for _ in range(2):
+            positional = model(ordered)
+            for name in first:
+                np.testing.assert_array_equal(positional[name], first[name])
+        with pytest.raises(InputError, match="dtype bool"):
+            model(ordered[::-1])
+        with pytest.raises(InputError, match="dtype bool"):
+            model(tuple(ordered[::-1]))

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from ._calls import map_engine_error
 from ._feeds import Answer, Feeds, shared
+from ._runners import Runner, make_runner, refuse
 from .backend import Capabilities, Context, Executable, ThreadSafety
 from .device import Device
 from .errors import InferenceError, ModelClosedError, UnirunError
@@ -38,7 +39,6 @@ log = logging.getLogger("unirun")
 
 Array = np.ndarray[Any, Any]
 _ndarray = np.ndarray
-Runner = Callable[[Mapping[str, Array]], Sequence[Array]]
 
 #: The largest copy (bytes) made to turn a feed C-contiguous; None: ``UNIRUN_MAX_COPY_BYTES``,
 #: else the physical memory.
@@ -99,7 +99,9 @@ class Model:
         self._contexts: deque[Context] = deque()
         self._serial = threading.Lock()  # SERIAL backends: one call at a time, host or device
         self._device_runner: DeviceRunner | None = None
-        self._run: Runner = self._make_runner(executable, capabilities.thread_safety)
+        self._run: Runner = make_runner(
+            executable, capabilities.thread_safety, self._contexts, self._serial
+        )
         self._closing = False  # close() began: no new work is accepted
         self._closed = False  # the engine is being released: calls are refused
         self._pool: ThreadPoolExecutor | None = None
@@ -141,7 +143,8 @@ class Model:
             raise self._closed_error()
         # Hot path: a dict holding exactly the inputs, each a C-contiguous array of the
         # input's dtype in a shape already accepted, goes to the engine as it is (no new dict,
-        # no conversion); anything else takes the general checks.
+        # no conversion); such arrays in a list or tuple in input order, or alone for a
+        # one-input model, go in a new dict; anything else takes the general checks.
         fast = self._fast
         feeds: Mapping[str, Array] | None = None
         if type(inputs) is dict and len(inputs) == len(fast):
@@ -156,6 +159,22 @@ class Model:
                 ):
                     feeds = None
                     break
+        elif type(inputs) is _ndarray and len(fast) == 1:  # one array for a one-input model
+            name, dtype, ok = fast[0]
+            if inputs.dtype is dtype and inputs.shape in ok and inputs.flags.c_contiguous:
+                feeds = {name: inputs}
+        elif (type(inputs) is list or type(inputs) is tuple) and len(inputs) == len(fast):
+            feeds = {}  # arrays in input order
+            for (name, dtype, ok), array in zip(fast, inputs, strict=True):
+                if (
+                    type(array) is not _ndarray
+                    or array.dtype is not dtype
+                    or array.shape not in ok
+                    or not array.flags.c_contiguous
+                ):
+                    feeds = None
+                    break
+                feeds[name] = array
         if feeds is None:
             try:
                 feeds = self._feeds.check(inputs)
@@ -297,7 +316,7 @@ class Model:
 
     def _release(self) -> None:
         self._closed = True
-        self._run = _refuse  # drop the engine's callable: its resources go with the executable
+        self._run = refuse  # drop the engine's callable: its resources go with the executable
         while self._contexts:
             self._contexts.pop().close()
         self._executable.close()
@@ -350,39 +369,6 @@ class Model:
             answer.spec,
             why,
         )
-
-    def _make_runner(self, executable: Any, safety: ThreadSafety) -> Runner:
-        # The core checked at load that the executable has what its thread safety needs.
-        if safety is ThreadSafety.CONCURRENT:
-            concurrent: Runner = executable.infer
-            return concurrent
-        if safety is ThreadSafety.CONTEXTS:
-            free = self._contexts
-            create = executable.create_context
-
-            def run_pooled(feeds: Mapping[str, Array]) -> Sequence[Array]:
-                try:
-                    ctx = free.pop()
-                except IndexError:
-                    ctx = create()
-                try:
-                    return ctx.infer(feeds)
-                finally:
-                    free.append(ctx)
-
-            return run_pooled
-        lock = self._serial
-        infer: Runner = executable.infer
-
-        def run_serial(feeds: Mapping[str, Array]) -> Sequence[Array]:
-            with lock:
-                return infer(feeds)
-
-        return run_serial
-
-
-def _refuse(feeds: Mapping[str, Array]) -> Sequence[Array]:
-    raise ModelClosedError("this model was closed; load it again")
 
 
 def _register_worker(workers: set[int]) -> None:
