@@ -39,7 +39,7 @@ ENGINES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "reference": "o
 #: The steps of a cache hit, by the public function that does each one (file suffix, name).
 STEPS: dict[str, tuple[tuple[str, str], ...]] = {
     "read + hash source": (("unirun/source.py", "from_source"),),
-    "find backend": (("unirun/_registry.py", "select"),),
+    "find backend": (("unirun/_select.py", "select"),),
     "open + verify artifact": (("unirun/artifact.py", "open"),),
     "engine load": (
         ("unirun_onnxruntime/backend.py", "load"),
