@@ -25,7 +25,10 @@ engine's own message stays available in ``__cause__``.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = [
     "ArtifactError",
@@ -42,6 +45,8 @@ __all__ = [
     "PluginIncompatibleError",
     "UnirunError",
     "UnsupportedModelError",
+    "no_space",
+    "out_of_space",
 ]
 
 
@@ -125,3 +130,41 @@ class InferenceError(UnirunError):
 
 class ModelClosedError(InferenceError):
     """The model was used after ``close()``."""
+
+
+# -- a full disk, for plugins: engines report it in their own words ------------------------------
+
+_FREE = "free some space there or point unirun's cache at another disk (UNIRUN_CACHE_DIR)"
+_NO_SPACE = {
+    errno.ENOSPC: ("no space left on device", _FREE),
+    errno.EDQUOT: ("no space left on device (disk quota exceeded)", _FREE),
+    errno.EFBIG: ("no space left for the file", "raise the file size limit (ulimit -f)"),
+}
+
+
+def no_space(err: OSError, directory: Path, doing: str) -> CompileError | None:
+    """A ``CompileError`` saying the disk (or the file size limit) is full, if ``err`` says so:
+    ``"no space left on device: cannot {doing} into {directory} (…); free some space…"``."""
+    if err.errno not in _NO_SPACE:
+        return None
+    reason, fix = _NO_SPACE[err.errno]
+    return CompileError(f"{reason}: cannot {doing} into {directory} ({err.strerror}); {fix}")
+
+
+def out_of_space(directory: Path, size: int, doing: str) -> CompileError | None:
+    """:func:`no_space` for an engine that failed to write ``size`` bytes into ``directory``
+    and said so in its own words ("Protobuf serialization failed", "basic_ios::clear"): writes
+    that many bytes there (then removes them) to tell a full disk from other causes."""
+    probe = directory / ".unirun-space-probe"
+    try:
+        with probe.open("wb") as fh:
+            chunk = bytes(min(size, 1 << 20) or 1)
+            for _ in range(0, max(size, 1), len(chunk)):
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as err:
+        return no_space(err, directory, doing)
+    finally:
+        probe.unlink(missing_ok=True)
+    return None

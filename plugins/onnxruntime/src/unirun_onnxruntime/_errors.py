@@ -3,8 +3,6 @@ locations stripped."""
 
 from __future__ import annotations
 
-import errno
-import os
 import re
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from unirun.errors import (
     UnirunError,
     UnsupportedModelError,
 )
+from unirun.errors import out_of_space as disk_full
 
 _PREFIX = re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*")
 _NO_KERNEL = re.compile(
@@ -39,12 +38,6 @@ _SOURCE_LOCATION = re.compile(
 _COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 # ONNX Runtime's wording when writing the optimized model fails (a full disk among the causes)
 _WRITE_FAILED = re.compile(r"serializ|ofstream|write|No space|File too large", re.IGNORECASE)
-_FREE = "free some space there or point unirun's cache at another disk (UNIRUN_CACHE_DIR)"
-_NO_SPACE = {
-    errno.ENOSPC: ("no space left on device", _FREE),
-    errno.EDQUOT: ("no space left on device (disk quota exceeded)", _FREE),
-    errno.EFBIG: ("no space left for the file", "raise the file size limit (ulimit -f)"),
-}
 
 
 def clean(text: str) -> str:
@@ -60,28 +53,10 @@ def message(exc: BaseException) -> str:
 def out_of_space(exc: BaseException, directory: Path, size: int) -> UnirunError | None:
     """A ``CompileError`` saying the disk is full, if ``exc`` (raised while ONNX Runtime wrote
     the optimized model into ``directory``) came from that: ONNX Runtime only says "Protobuf
-    serialization failed". Checked by writing ``size`` bytes there, then removing them."""
+    serialization failed" (see :func:`unirun.errors.out_of_space`)."""
     if not _WRITE_FAILED.search(str(exc)):
         return None
-    probe = directory / ".unirun-space-probe"
-    try:
-        with probe.open("wb") as fh:
-            chunk = bytes(min(size, 1 << 20) or 1)
-            for _ in range(0, max(size, 1), len(chunk)):
-                fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except OSError as err:
-        if err.errno not in _NO_SPACE:
-            return None
-        reason, fix = _NO_SPACE[err.errno]
-        return CompileError(
-            f"{reason}: ONNX Runtime could not write the compiled model into {directory} "
-            f"({err.strerror}); {fix}"
-        )
-    finally:
-        probe.unlink(missing_ok=True)
-    return None
+    return disk_full(directory, size, "write ONNX Runtime's compiled model")
 
 
 def map_error(exc: BaseException, stage: str) -> UnirunError:

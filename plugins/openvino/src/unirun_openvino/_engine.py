@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unirun.errors import CompileError
+from unirun.errors import CompileError, no_space
 
 from ._dtypes import PRECISION_OF
-from ._errors import map_error, message, no_space, out_of_space
+from ._errors import map_error, message, out_of_space
 
 if TYPE_CHECKING:
     from unirun.options import Precision

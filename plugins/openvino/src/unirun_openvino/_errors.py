@@ -7,8 +7,6 @@ summary naming the operators. This module keeps only that.
 
 from __future__ import annotations
 
-import errno
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +22,7 @@ from unirun.errors import (
     UnirunError,
     UnsupportedModelError,
 )
+from unirun.errors import out_of_space as disk_full
 from unirun.source import all_nodes
 
 _SITE = re.compile(r"(?:Exception from|Check '.*?' failed at) [\w./\\-]+:\d+:[ \t]*")
@@ -59,12 +58,6 @@ _OUT_OF_BOUNDS = re.compile(
 )
 # OpenVINO's wording when a file cannot be written (a full disk among the causes)
 _WRITE_FAILED = re.compile(r"basic_ios|iostream|write|No space|File too large", re.IGNORECASE)
-_FREE = "free some space there or point unirun's cache at another disk (UNIRUN_CACHE_DIR)"
-_NO_SPACE = {
-    errno.ENOSPC: ("no space left on device", _FREE),
-    errno.EDQUOT: ("no space left on device (disk quota exceeded)", _FREE),
-    errno.EFBIG: ("no space left for the file", "raise the file size limit (ulimit -f)"),
-}
 
 
 def message(exc: BaseException | str) -> str:
@@ -75,33 +68,13 @@ def message(exc: BaseException | str) -> str:
     return kept  # the core cuts long messages
 
 
-def no_space(err: OSError, directory: Path, doing: str) -> UnirunError | None:
-    """A ``CompileError`` saying the disk is full if ``err`` says so, else None."""
-    if err.errno not in _NO_SPACE:
-        return None
-    reason, fix = _NO_SPACE[err.errno]
-    return CompileError(f"{reason}: cannot {doing} into {directory} ({err.strerror}); {fix}")
-
-
 def out_of_space(exc: BaseException, directory: Path, size: int) -> UnirunError | None:
-    """``no_space`` for an OpenVINO failure while writing into ``directory``: OpenVINO only says
-    "basic_ios::clear: iostream error". Checked by writing ``size`` bytes there, then removing
-    them."""
+    """A ``CompileError`` saying the disk is full, if ``exc`` (raised while OpenVINO wrote into
+    ``directory``) came from that: OpenVINO only says "basic_ios::clear: iostream error" (see
+    :func:`unirun.errors.out_of_space`)."""
     if not _WRITE_FAILED.search(str(exc)):
         return None
-    probe = directory / ".unirun-space-probe"
-    try:
-        with probe.open("wb") as fh:
-            chunk = bytes(min(size, 1 << 20) or 1)
-            for _ in range(0, max(size, 1), len(chunk)):
-                fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except OSError as err:
-        return no_space(err, directory, "write OpenVINO's compiled model")
-    finally:
-        probe.unlink(missing_ok=True)
-    return None
+    return disk_full(directory, size, "write OpenVINO's compiled model")
 
 
 def map_error(
