@@ -146,11 +146,12 @@ class Model:
         # no conversion); such arrays in a list or tuple in input order, or alone for a
         # one-input model, go in a new dict; anything else takes the general checks.
         fast = self._fast
+        given = inputs if type(inputs) is dict else self._positional(inputs)
         feeds: Mapping[str, Array] | None = None
-        if type(inputs) is dict and len(inputs) == len(fast):
-            feeds = inputs
+        if given is not None and len(given) == len(fast):
+            feeds = given
             for name, dtype, ok in fast:
-                array = inputs.get(name)
+                array = given.get(name)
                 if (
                     type(array) is not _ndarray
                     or array.dtype is not dtype
@@ -159,22 +160,6 @@ class Model:
                 ):
                     feeds = None
                     break
-        elif type(inputs) is _ndarray and len(fast) == 1:  # one array for a one-input model
-            name, dtype, ok = fast[0]
-            if inputs.dtype is dtype and inputs.shape in ok and inputs.flags.c_contiguous:
-                feeds = {name: inputs}
-        elif (type(inputs) is list or type(inputs) is tuple) and len(inputs) == len(fast):
-            feeds = {}  # arrays in input order
-            for (name, dtype, ok), array in zip(fast, inputs, strict=True):
-                if (
-                    type(array) is not _ndarray
-                    or array.dtype is not dtype
-                    or array.shape not in ok
-                    or not array.flags.c_contiguous
-                ):
-                    feeds = None
-                    break
-                feeds[name] = array
         if feeds is None:
             try:
                 feeds = self._feeds.check(inputs)
@@ -206,6 +191,16 @@ class Model:
             answer.name: self._answer(answer, value, feeds)
             for answer, value in zip(answers, results, strict=False)  # lengths checked above
         }
+
+    def _positional(self, inputs: Any) -> dict[str, Any] | None:
+        """Arrays in input order (a list or tuple), or one array for a one-input model, by
+        name for the hot path; None for anything else (the general checks read it)."""
+        fast = self._fast
+        if (type(inputs) is list or type(inputs) is tuple) and len(inputs) == len(fast):
+            return {name: value for (name, _, _), value in zip(fast, inputs, strict=True)}
+        if type(inputs) is _ndarray and len(fast) == 1:
+            return {fast[0][0]: inputs}
+        return None
 
     def _answer(self, answer: Answer, value: Array, feeds: Mapping[str, Array]) -> Array:
         """``value`` as the caller may own it (copied if it shares a feed's memory), its shape
