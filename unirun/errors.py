@@ -28,7 +28,10 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pathlib costs `import unirun` ~5 ms; callers pass Paths
+    from pathlib import Path
 
 __all__ = [
     "ArtifactError",
