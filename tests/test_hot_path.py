@@ -146,3 +146,29 @@ def test_several_outputs_and_inputs_keep_their_order_and_checks() -> None:
             model(ordered[::-1])
         with pytest.raises(InputError, match="dtype bool"):
             model(tuple(ordered[::-1]))
+
+
+def test_a_stateful_model_streams_the_same_through_every_form_of_feeds() -> None:
+    """A streaming LSTM model with a scalar int64 input and state fed back (ONNX Runtime):
+    dicts, lists and tuples in input order give the same results, warm or not, and a scalar
+    of the wrong dtype in a list is still refused."""
+    from unirun.testing import streaming_vad
+
+    rng = np.random.default_rng(0)
+    chunks = [rng.standard_normal((1, 512)).astype(np.float32) for _ in range(4)]
+    sr = np.array(16000, np.int64)
+    with unirun.load(streaming_vad(), backend="onnxruntime", cache=False) as model:
+        runs = []
+        for form in (dict, list, tuple):
+            state = np.zeros((2, 1, 32), np.float32)
+            probs = []
+            for chunk in chunks:
+                named = {"input": chunk, "state": state, "sr": sr}
+                out = model(named if form is dict else form(named.values()))
+                state = out["stateN"]
+                probs.append(out["output"])
+            runs.append(np.concatenate(probs))
+        np.testing.assert_array_equal(runs[0], runs[1])
+        np.testing.assert_array_equal(runs[0], runs[2])
+        with pytest.raises(InputError, match=r"'sr'.*dtype int32"):
+            model([chunks[0], np.zeros((2, 1, 32), np.float32), np.array(16000, np.int32)])
