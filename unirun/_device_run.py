@@ -74,39 +74,13 @@ class DeviceRunner:
     # -- feeds -------------------------------------------------------------------------------
 
     def _feeds(self, inputs: Any) -> dict[str, DeviceTensor]:
-        model = self._model
-        slots = model._feeds.slots
-        if isinstance(inputs, Mapping):
-            pairs = []
-            for slot in slots:
-                try:
-                    pairs.append((slot, inputs[slot.name]))
-                except KeyError:
-                    raise model._feeds._missing(slot, inputs) from None
-            if len(inputs) != len(slots):
-                raise model._feeds._unknown(inputs)
-        elif isinstance(inputs, (list, tuple)) and (
-            len(slots) != 1 or (len(inputs) == 1 and _array_like(inputs[0]))
-        ):
-            if len(inputs) != len(slots):
-                raise InputError(
-                    f"got {len(inputs)} positional inputs, but the model takes {len(slots)}: "
-                    f"{', '.join(map(str, model.inputs))}"
-                )
-            pairs = list(zip(slots, inputs, strict=True))
-        elif len(slots) == 1:
-            pairs = [(slots[0], inputs)]
-        else:
-            raise InputError(
-                f"the model takes {len(slots)} inputs ({', '.join(map(str, model.inputs))}); "
-                "pass a dict name -> array or a sequence in that order"
-            )
+        pairs = self._model._feeds.pairs(inputs)
         return {slot.name: self._feed(slot, value) for slot, value in pairs}
 
     def _feed(self, slot: Slot, value: Any) -> DeviceTensor:
         model = self._model
         if where(value) is None:
-            return DeviceTensor.from_numpy(model._feeds._one(slot, value), slot.spec.dtype)
+            return DeviceTensor.from_numpy(model._feeds.one(slot, value), slot.spec.dtype)
         tensor = from_object(value, slot.name, stream=LEGACY_STREAM)
         device, here = tensor.device, model.device
         if device.kind != here.kind or (device.index is not None and device.index != here.ordinal):
@@ -217,9 +191,3 @@ def _shape_problem(slot: Slot, shape: tuple[int, ...]) -> str | None:
     if slot.choices is not None and shape not in slot.choices:
         return f"shape {shape}"
     return None
-
-
-def _array_like(value: Any) -> bool:
-    return any(
-        hasattr(value, attr) for attr in ("__dlpack__", "__array__", "__cuda_array_interface__")
-    ) or isinstance(value, np.ndarray)

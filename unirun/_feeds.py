@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -122,18 +122,24 @@ class Feeds:
     def check(self, inputs: Any) -> dict[str, Array]:
         """The feeds as the engine takes them (every input by name, each a C-contiguous array
         of exactly its dtype, within its shape bounds), or ``InputError`` saying what is wrong."""
+        return {slot.name: self.one(slot, value) for slot, value in self.pairs(inputs)}
+
+    def pairs(self, inputs: Any) -> Iterator[tuple[Slot, Any]]:
+        """Each input's slot and the value given for it, from a mapping, a sequence in input
+        order, or one value for a one-input model; ``InputError`` for a missing or unknown
+        name or a wrong count (raised as the pairs are read, so a bad value that comes first
+        is reported first)."""
         slots = self.slots
         if type(inputs) is dict or isinstance(inputs, Mapping):
-            feeds: dict[str, Array] = {}
             for slot in slots:
                 try:
                     value = inputs[slot.name]
                 except KeyError:
-                    raise self._missing(slot, inputs) from None
-                feeds[slot.name] = self._one(slot, value)
+                    raise self.missing(slot, inputs) from None
+                yield slot, value
             if len(inputs) != len(slots):
-                raise self._unknown(inputs)
-            return feeds
+                raise self.unknown(inputs)
+            return
         if isinstance(inputs, (list, tuple)) and (
             len(slots) != 1 or (len(inputs) == 1 and _array_like(inputs[0]))
         ):
@@ -142,15 +148,18 @@ class Feeds:
                     f"got {len(inputs)} positional inputs, but the model takes {len(slots)}: "
                     f"{', '.join(map(str, self.specs))}"
                 )
-            return {slot.name: self._one(slot, v) for slot, v in zip(slots, inputs, strict=True)}
+            yield from zip(slots, inputs, strict=True)
+            return
         if len(slots) == 1:
-            return {slots[0].name: self._one(slots[0], inputs)}
+            yield slots[0], inputs
+            return
         raise InputError(
             f"the model takes {len(slots)} inputs ({', '.join(map(str, self.specs))}); pass a "
             "dict name -> array or a sequence in that order"
         )
 
-    def _one(self, slot: Slot, value: Any) -> Array:
+    def one(self, slot: Slot, value: Any) -> Array:
+        """``value`` for ``slot`` as the engine takes it, or ``InputError``."""
         array = value if type(value) is np.ndarray else as_array(value, slot.spec)
         if array.dtype is not slot.dtype and array.dtype != slot.dtype:
             raise self._mismatch(slot, array, f"dtype {array.dtype}")
@@ -185,12 +194,12 @@ class Feeds:
             f"input {slot.name!r} expects {slot.expected()}, got {what}{hint}", slot.name
         )
 
-    def _missing(self, slot: Slot, inputs: Mapping[Any, Any]) -> InputError:
+    def missing(self, slot: Slot, inputs: Mapping[Any, Any]) -> InputError:
         unknown = [k for k in inputs if k not in self.by_name]
         extra = f"; unknown names given: {', '.join(map(repr, unknown))}" if unknown else ""
         return InputError(f"missing input {slot.name!r} ({slot.expected()}){extra}", slot.name)
 
-    def _unknown(self, inputs: Mapping[Any, Any]) -> InputError:
+    def unknown(self, inputs: Mapping[Any, Any]) -> InputError:
         unknown = [k for k in inputs if k not in self.by_name]
         return InputError(
             f"unknown input name(s) {', '.join(map(repr, unknown))}; the model's inputs are "
@@ -307,6 +316,6 @@ def _span(array: Array) -> tuple[int, int]:
 
 
 def _array_like(value: Any) -> bool:
-    return (
-        isinstance(value, np.ndarray) or hasattr(value, "__dlpack__") or hasattr(value, "__array__")
+    return isinstance(value, np.ndarray) or any(
+        hasattr(value, attr) for attr in ("__dlpack__", "__array__", "__cuda_array_interface__")
     )
