@@ -12,9 +12,8 @@ from typing import Any
 import numpy as np
 
 from .backend import Context, ThreadSafety
-from .errors import ModelClosedError
 
-__all__ = ["Runner", "make_runner", "refuse"]
+__all__ = ["Runner", "make_runner"]
 
 Array = np.ndarray[Any, Any]
 Runner = Callable[[Mapping[str, Array]], Sequence[Array]]
@@ -50,8 +49,3 @@ def make_runner(
             return infer(feeds)
 
     return run_serial
-
-
-def refuse(feeds: Mapping[str, Array]) -> Sequence[Array]:
-    """The engine call of a closed model."""
-    raise ModelClosedError("this model was closed; load it again")

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from ._calls import map_engine_error
 from ._feeds import Answer, Feeds, shared
-from ._runners import Runner, make_runner, refuse
+from ._runners import Runner, make_runner
 from .backend import Capabilities, Context, Executable, ThreadSafety
 from .device import Device
 from .errors import InferenceError, ModelClosedError, UnirunError
@@ -94,6 +94,7 @@ class Model:
         self._feeds = Feeds(self.inputs, self.options.shapes)
         # The hot path: (name, dtype, shapes already accepted) per input.
         self._fast = tuple((slot.name, slot.dtype, slot.ok) for slot in self._feeds.slots)
+        self._names = tuple(slot.name for slot in self._feeds.slots)
         self._answers = tuple(Answer(spec, self.inputs) for spec in self.outputs)
         self._disagreed: set[str] = set()
         self._contexts: deque[Context] = deque()
@@ -139,19 +140,29 @@ class Model:
         lives and ``outputs="device"`` an ``OptionsError``."""
         if outputs != "numpy":
             return self._device_path().infer(inputs, outputs)
-        if self._closed:
-            raise self._closed_error()
         # Hot path: a dict holding exactly the inputs, each a C-contiguous array of the
         # input's dtype in a shape already accepted, goes to the engine as it is (no new dict,
         # no conversion); such arrays in a list or tuple in input order, or alone for a
-        # one-input model, go in a new dict; anything else takes the general checks.
+        # one-input model, go in a new dict; anything else takes the general checks. Every
+        # step is inline: after the engine's call the interpreter's caches are cold, so each
+        # Python call here costs about a tenth of a microsecond (bench/hot_path.py). A closed
+        # model is refused by ``self._run`` itself.
         fast = self._fast
-        given = inputs if type(inputs) is dict else self._positional(inputs)
-        feeds: Mapping[str, Array] | None = None
-        if given is not None and len(given) == len(fast):
-            feeds = given
+        kind = type(inputs)
+        if kind is dict:
+            feeds: Mapping[str, Array] | None = inputs
+        elif kind is _ndarray and len(fast) == 1:
+            feeds = {self._names[0]: inputs}
+        elif (kind is list or kind is tuple) and len(inputs) == len(fast):
+            names = self._names  # lengths checked just above
+            feeds = (
+                {names[0]: inputs[0]} if len(names) == 1 else dict(zip(names, inputs, strict=False))
+            )
+        else:
+            feeds = None
+        if feeds is not None and len(feeds) == len(fast):
             for name, dtype, ok in fast:
-                array = given.get(name)
+                array = feeds.get(name)
                 if (
                     type(array) is not _ndarray
                     or array.dtype is not dtype
@@ -160,7 +171,11 @@ class Model:
                 ):
                     feeds = None
                     break
+        else:
+            feeds = None
         if feeds is None:
+            if self._closed:
+                raise self._closed_error()
             try:
                 feeds = self._feeds.check(inputs)
             except OnDevice as exc:
@@ -182,8 +197,15 @@ class Model:
             )
         if len(answers) == 1:  # the common case, inlined: the same as _answer()
             answer, value = answers[0], results[0]
-            if shared(value, feeds):
-                value = value.copy()
+            base: object = value.base
+            if base is None or isinstance(base, _ndarray):
+                if shared(value, feeds):
+                    value = value.copy()
+            else:  # memory the engine allocated: shared only through a feed over the same
+                for feed in feeds.values():
+                    if feed.base is base:
+                        value = value.copy()
+                        break
             if value.shape not in answer.seen:
                 self._check_answer(answer, value, feeds)
             return {answer.name: value}
@@ -191,16 +213,6 @@ class Model:
             answer.name: self._answer(answer, value, feeds)
             for answer, value in zip(answers, results, strict=False)  # lengths checked above
         }
-
-    def _positional(self, inputs: Any) -> dict[str, Any] | None:
-        """Arrays in input order (a list or tuple), or one array for a one-input model, by
-        name for the hot path; None for anything else (the general checks read it)."""
-        fast = self._fast
-        if (type(inputs) is list or type(inputs) is tuple) and len(inputs) == len(fast):
-            return {name: value for (name, _, _), value in zip(fast, inputs, strict=True)}
-        if type(inputs) is _ndarray and len(fast) == 1:
-            return {fast[0][0]: inputs}
-        return None
 
     def _answer(self, answer: Answer, value: Array, feeds: Mapping[str, Array]) -> Array:
         """``value`` as the caller may own it (copied if it shares a feed's memory), its shape
@@ -311,7 +323,7 @@ class Model:
 
     def _release(self) -> None:
         self._closed = True
-        self._run = refuse  # drop the engine's callable: its resources go with the executable
+        self._run = self._refuse  # drop the engine's callable: it goes with the executable
         while self._contexts:
             self._contexts.pop().close()
         self._executable.close()
@@ -319,6 +331,10 @@ class Model:
     def _release_after(self, pool: ThreadPoolExecutor) -> None:
         pool.shutdown(wait=True)
         self._release()
+
+    def _refuse(self, feeds: Mapping[str, Array]) -> Sequence[Array]:
+        """The engine call of a closed model."""
+        raise self._closed_error()
 
     def _closed_error(self) -> ModelClosedError:
         return ModelClosedError(f"this {self.backend} model was closed; load it again")

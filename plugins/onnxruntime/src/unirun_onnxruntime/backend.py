@@ -42,6 +42,7 @@ from ._devices import cpu_name, cuda_devices, diagnose
 from ._dtypes import NARROW, from_ortvalue, to_ortvalue
 from ._errors import map_error, out_of_space
 from ._ops import unsupported_ops
+from ._run import Infer, session_runner
 from ._specs import check_kept, check_values
 from ._specs import specs as session_specs
 from .options import OnnxRuntimeOptions
@@ -246,7 +247,9 @@ class OnnxRuntimeBackend:
         session = _session(
             ort, str(request.file(PAYLOAD)), so, request.device.device, options, "load"
         )
-        return OrtExecutable(session, request.device.device, request.inputs, request.outputs)
+        device = request.device.device
+        fallback = device.kind != "cpu" and options.allow_cpu_fallback
+        return OrtExecutable(session, device, request.inputs, request.outputs, fallback=fallback)
 
     # -- optional methods ----------------------------------------------------------------------
 
@@ -281,19 +284,26 @@ class OrtExecutable:
         device: Device | None = None,
         inputs: Sequence[TensorSpec] = (),
         outputs: Sequence[TensorSpec] = (),
+        *,
+        fallback: bool = False,
     ) -> None:
+        """``fallback``: ONNX Runtime's own provider fallback is wanted (``allow_cpu_fallback``
+        on CUDA), so calls go through the public ``InferenceSession.run``."""
         self._session: Any = session
         self.device = device or Device("cpu")
         self.inputs = session_specs(session.get_inputs(), inputs)
         self.outputs = session_specs(session.get_outputs(), outputs)
         self.providers: list[str] = session.get_providers()
-        run: Any = session.run
         specs = (*self.inputs, *self.outputs)
+        #: Whether ``infer`` calls ONNX Runtime's compiled ``run`` directly (see ``_run``).
+        self.direct = False
+        self.infer: Infer
         if any(spec.kind is None and spec.dtype in NARROW for spec in specs):
-            run = self._run_narrow  # only models with such types pay for the bridge
-        # ``infer(feeds)`` is ``session.run(None, feeds)`` itself, no Python frame between:
-        # the hot path. ONNX Runtime's exceptions go to the backend's map_error (the core).
-        self.infer: Callable[[Mapping[str, Array]], Sequence[Array]] = functools.partial(run, None)
+            # Only models with types numpy's bridge cannot carry pay for the OrtValue bridge.
+            self.infer = functools.partial(self._run_narrow, None)
+        else:
+            # The hot path. ONNX Runtime's exceptions go to the backend's map_error (the core).
+            self.infer, self.direct = session_runner(session, keep_wrapper=fallback)
 
     def infer_device(
         self, feeds: Mapping[str, DeviceTensor], outputs: OutputPlace
