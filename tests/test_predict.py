@@ -171,3 +171,25 @@ def test_reuse_and_eviction_close_models(tmp_path: Path) -> None:
     for path in paths[1:]:
         unirun.predict(path, x, backend="reference")
     assert first.closed and len(_predict._predict_models) == _predict._PREDICT_KEEP
+
+
+@pytest.mark.parametrize("backend", ENGINES)
+def test_an_artifact_folder_saved_over_is_loaded_again(tmp_path: Path, backend: str) -> None:
+    """``predict`` on an artifact directory: another model saved over it (``overwrite=True``
+    replaces the folder atomically) gives that model's results on the next call, and an
+    unchanged folder keeps the loaded model."""
+    folder = tmp_path / "artifact"
+    x = np.ones((1, 16), np.float32)
+    unirun.compile(mlp(seed=1), backend=backend, device="cpu", cache=False).save(folder)
+    first = unirun.predict(folder, x)["probs"]
+    (loaded,) = _models()
+    np.testing.assert_array_equal(unirun.predict(folder, x)["probs"], first)
+    assert _models() == [loaded]
+    unirun.compile(mlp(seed=2), backend=backend, device="cpu", cache=False).save(
+        folder, overwrite=True
+    )
+    second = unirun.predict(folder, x)["probs"]
+    with unirun.load(mlp(seed=2), backend=backend, device="cpu", cache=False) as direct:
+        np.testing.assert_array_equal(second, direct(x)["probs"])
+    assert not np.allclose(first, second)
+    assert loaded.closed and _models() != [loaded]

@@ -19,8 +19,8 @@ and no run options. That ``run`` is the private ``InferenceSession._sess``. It h
 since ONNX Runtime 1.0, but it is not a public API, so it is looked up at load. A session
 without it keeps the public call. If a later ONNX Runtime changes its signature, the first call
 that raises ``TypeError`` retries through the public ``run``: when that succeeds, the session
-stays on the public call from then on. The plugin's ``tests/test_run.py`` fails if this ONNX Runtime no
-longer takes the direct path.
+stays on the public call from then on. The plugin's ``tests/test_run.py`` fails if this ONNX
+Runtime no longer takes the direct path.
 """
 
 from __future__ import annotations
