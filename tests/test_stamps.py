@@ -85,3 +85,66 @@ def test_saved_artifacts_are_stamped_too_but_not_without_a_cache(
     assert digests == []
     unirun.load(saved, cache=False).close()  # no cache: nothing remembered, all verified
     assert sum(digests) > 0
+
+
+def _scaled(folder: Path, scale: float) -> tuple[Path, Path]:
+    """``y = x * w`` with ``w`` (float32[256], all ``scale``) in the external file ``w.bin``."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.full(256, scale, np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "w"], ["y"])],
+        "scaled",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [256])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = folder / "scaled.onnx"
+    onnx.save(model, str(path), save_as_external_data=True, location="w.bin", size_threshold=0)
+    return path, folder / "w.bin"
+
+
+def test_unchanged_external_weights_of_the_source_are_hashed_once(
+    tmp_path: Path, cache_dir: Path, digests: list[int]
+) -> None:
+    """The source's sha256 (the cache key) covers its external weights: read and hashed on the
+    first load, taken from the verified stamp on later loads while the file is unchanged."""
+    path, weights = _scaled(tmp_path, 2.0)
+    size = weights.stat().st_size
+    x = np.ones(256, np.float32)
+    with unirun.load(path, backend="reference") as m:
+        assert m(x)["y"].tolist() == [2.0] * 256
+    assert size in digests
+    del digests[:]
+    for _ in range(2):
+        with unirun.load(path, backend="reference") as m:
+            assert m.cache_status == "hit"
+            assert m(x)["y"].tolist() == [2.0] * 256
+    assert size not in digests
+
+
+def test_changed_external_weights_are_hashed_again_even_with_times_put_back(
+    tmp_path: Path, cache_dir: Path, digests: list[int]
+) -> None:
+    path, weights = _scaled(tmp_path, 2.0)
+    x = np.ones(256, np.float32)
+    unirun.load(path, backend="reference").close()
+    st = weights.stat()
+    weights.write_bytes(np.full(256, 3.0, np.float32).tobytes())  # same size, other values
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+    del digests[:]
+    with unirun.load(path, backend="reference") as m:
+        assert m.cache_status == "miss"  # another source hash: another cache entry
+        assert m(x)["y"].tolist() == [3.0] * 256
+    assert st.st_size in digests
+
+
+def test_without_a_cache_external_weights_are_hashed_on_every_load(
+    tmp_path: Path, cache_dir: Path, digests: list[int]
+) -> None:
+    path, weights = _scaled(tmp_path, 2.0)
+    for _ in range(2):
+        unirun.load(path, backend="reference", cache=False).close()
+    assert digests.count(weights.stat().st_size) == 2

@@ -21,7 +21,7 @@ from . import _registry, _select
 from ._calls import plugin_call
 from .artifact import Artifact
 from .backend import Backend, CompileRequest, CompileResult, DynamicShapes
-from .cache import CacheStatus, CompileCache, build_key
+from .cache import CacheStatus, CompileCache, build_key, source_stamps
 from .device import Device
 from .errors import CompileError, OptionsError, UnirunError, UnsupportedModelError
 from .options import CompileOptions, options_error
@@ -73,8 +73,13 @@ class BuildArgs:
 class Build:
     """One resolved compile request: model read, backend and device chosen, options checked."""
 
-    def __init__(self, source: Any, args: BuildArgs, *, for_compile: bool = False) -> None:
-        self.model = OnnxModel.from_source(source, base_dir=args.base_dir)
+    def __init__(
+        self, source: Any, args: BuildArgs, *, for_compile: bool = False, cache: CacheArg = False
+    ) -> None:
+        """``cache``: the cache whose verified stamps spare re-hashing unchanged external
+        weights (the build itself is cached by :meth:`run`)."""
+        stamps = source_stamps(cache)
+        self.model = OnnxModel.from_source(source, base_dir=args.base_dir, stamps=stamps)
         self.name, self.backend, self.device = _select.select(
             args.backend, Device.parse(args.device), for_compile=for_compile
         )

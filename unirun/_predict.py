@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .artifact import MANIFEST_NAME, Artifact
+from .cache import source_stamps
 from .model import Model
 from .source import OnnxModel
 
@@ -77,7 +78,8 @@ def _predict_load(key: tuple[Any, ...], source: Source, load_args: dict[str, Any
         # Read the model here, so that the files stamped are those this load reads.
         path = Path(source).resolve()
         before = _stamp((path,))
-        source = OnnxModel.from_source(path)
+        stamps = source_stamps(load_args.get("cache", True))
+        source = OnnxModel.from_source(path, stamps=stamps)
         files = (path, *source.external_files)
         stamp = before + _stamp(files[1:])
     from .api import load

@@ -94,7 +94,7 @@ def load(
         from .fastest import load_fastest
 
         return load_fastest(source, args, cache, strict_precision, sample)
-    build = Build(source, args)
+    build = Build(source, args, cache=cache)
     artifact, status = build.run(cache)
     check_precision(artifact, strict_precision)
     return open_model(build.name, build.backend, build.device, artifact, status, cache)
@@ -123,6 +123,6 @@ def compile(
         backend, device, precision, shapes, options, threads, optimization_level, calibration,
         base_dir,
     )  # fmt: skip
-    artifact = Build(source, args, for_compile=True).run(cache)[0]
+    artifact = Build(source, args, for_compile=True, cache=cache).run(cache)[0]
     check_precision(artifact, strict_precision)
     return artifact

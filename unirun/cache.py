@@ -53,6 +53,13 @@ def default_cache_dir() -> Path:
     return platformdirs.user_cache_path("unirun", appauthor=False)
 
 
+def source_stamps(cache: object) -> StampBook | None:
+    """The verified stamps that let a model's unchanged external weights skip re-hashing
+    (:class:`~unirun.source.OnnxModel`), in the cache a ``cache=`` argument names; None for
+    ``cache=False``."""
+    return None if cache is False else CompileCache.from_option(cache).stamps
+
+
 def build_key(fields: Mapping[str, Any]) -> str:
     """A hex digest of everything that makes two builds differ."""
     canonical = json.dumps(

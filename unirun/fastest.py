@@ -20,7 +20,7 @@ from ._build import Build, BuildArgs, CacheArg, check_precision
 from ._choices import choice_key, read_choice, write_choice
 from ._match import open_model
 from ._timing import Timing, time_calls
-from .cache import CompileCache
+from .cache import CompileCache, source_stamps
 from .device import Device
 from .errors import BackendNotFoundError, BackendUnavailableError, OptionsError, UnirunError
 from .inputs import InputPlan, run_first
@@ -86,7 +86,7 @@ def load_fastest(
 ) -> Model:
     """``unirun.load(..., backend="fastest")``: every candidate built with the caller's
     arguments, timed on ``sample``, the quickest kept (and the choice stored in the cache)."""
-    model = OnnxModel.from_source(source, base_dir=args.base_dir)
+    model = OnnxModel.from_source(source, base_dir=args.base_dir, stamps=source_stamps(cache))
     if args.calibration is not None:  # read an iterator once for every backend
         from .quantize import Calibration
 

@@ -24,6 +24,8 @@ from .tensor import TensorSpec
 if TYPE_CHECKING:
     import onnx
 
+    from ._stamps import StampBook
+
 __all__ = [
     "OnnxModel",
     "all_nodes",
@@ -50,9 +52,14 @@ class OnnxModel:
     file. ``external_files`` are the weight files the model refers to (from any tensor: graph and
     subgraph initializers, sparse initializers, ``Constant`` values, function bodies), each
     checked to be a regular file inside ``base_dir`` (the model's folder; symbolic links must lead
-    inside it too). ``sha256`` covers the model bytes and every external file, so it changes
-    whenever anything the model consists of changes. Engines read the model through
-    :meth:`for_engine`, never from the locations themselves.
+    inside it too). ``sha256`` covers the model bytes and every external file (by its own
+    sha256), so it changes whenever anything the model consists of changes. Engines read the
+    model through :meth:`for_engine`, never from the locations themselves.
+
+    Given ``stamps`` (the compile cache's verified stamps: ``unirun.load`` passes them unless
+    ``cache=False``), an external file unchanged since unirun last hashed it (same size,
+    modification and change times, inode and device) is not read again; a new or changed file
+    always is.
     """
 
     data: bytes = field(repr=False)
@@ -81,7 +88,11 @@ class OnnxModel:
 
     @classmethod
     def from_source(
-        cls, source: Any, *, base_dir: str | os.PathLike[str] | None = None
+        cls,
+        source: Any,
+        *,
+        base_dir: str | os.PathLike[str] | None = None,
+        stamps: StampBook | None = None,
     ) -> OnnxModel:
         """Accept a path to an ``.onnx`` file, serialized bytes, or an ``onnx.ModelProto``.
 
@@ -94,14 +105,15 @@ class OnnxModel:
         base = None if base_dir is None else _base_dir(base_dir)
         if isinstance(source, (bytes, bytearray, memoryview)):
             data = bytes(source)
-            return cls._complete(data, _parse(data, "<bytes>"), None, base, "given as bytes")
+            proto = _parse(data, "<bytes>")
+            return cls._complete(data, proto, None, base, "given as bytes", stamps)
         if isinstance(source, (str, os.PathLike)):
             if base is not None:
                 raise OptionsError(
                     "base_dir is for models given as bytes or an onnx.ModelProto; a model file's "
                     f"external data is always read from its own folder ({Path(source).parent})"
                 )
-            return cls._from_path(Path(source))
+            return cls._from_path(Path(source), stamps)
         if type(source).__name__ == "ModelProto":
             try:
                 data = source.SerializeToString()
@@ -110,13 +122,13 @@ class OnnxModel:
                     f"cannot serialize this ModelProto ({exc}); save it with external data "
                     "(onnx.save(..., save_as_external_data=True)) and pass the path"
                 ) from exc
-            return cls._complete(data, source, None, base, "given as a ModelProto")
+            return cls._complete(data, source, None, base, "given as a ModelProto", stamps)
         raise InvalidModelError(
             f"expected a path, bytes or onnx.ModelProto, got {type(source).__name__}"
         )
 
     @classmethod
-    def _from_path(cls, path: Path) -> OnnxModel:
+    def _from_path(cls, path: Path, stamps: StampBook | None) -> OnnxModel:
         try:
             fd, st = _fs.open_regular(path)
         except FileNotFoundError:
@@ -136,11 +148,18 @@ class OnnxModel:
         finally:
             os.close(fd)
         absolute = Path(os.path.abspath(path))
-        return cls._complete(data, _parse(data, str(path)), absolute, absolute.parent, path.name)
+        proto = _parse(data, str(path))
+        return cls._complete(data, proto, absolute, absolute.parent, path.name, stamps)
 
     @classmethod
     def _complete(
-        cls, data: bytes, proto: onnx.ModelProto, path: Path | None, base: Path | None, what: str
+        cls,
+        data: bytes,
+        proto: onnx.ModelProto,
+        path: Path | None,
+        base: Path | None,
+        what: str,
+        stamps: StampBook | None,
     ) -> OnnxModel:
         """Find, check and hash the external files ``proto`` refers to."""
         digest = hashlib.sha256(data)
@@ -164,9 +183,9 @@ class OnnxModel:
                     f"{_why(exc)}"
                 ) from exc
             try:
-                digest.update(f"\0{location}\0{st.st_size}\0".encode())
+                file_sha = _file_sha256(fd, st, file, stamps)
+                digest.update(f"\0{location}\0{st.st_size}\0{file_sha}".encode())
                 size += st.st_size
-                _fs.stream(fd, st.st_size, digest.update)
             except OSError as exc:
                 raise InvalidModelError(
                     f"the model {what} keeps weights in {location}, which cannot be read: "
@@ -363,3 +382,20 @@ def _parse(data: bytes, where: str) -> onnx.ModelProto:
     if proto.ir_version <= 0 or not proto.opset_import:
         raise InvalidModelError(f"{where} lacks an IR version or opset import: not a valid model")
     return proto
+
+
+def _file_sha256(fd: int, st: os.stat_result, file: Path, stamps: StampBook | None) -> str:
+    """sha256 (hex) of the open external file ``fd``: from a verified stamp when the file is the
+    one hashed before (see :class:`OnnxModel`), else read and hashed (and stamped)."""
+    from ._stamps import identity
+
+    subject = f"source-file\0{file}"
+    now = identity(st)
+    known = stamps.get(subject) if stamps is not None else {}
+    for sha, stamp in known.items():
+        if stamp == now:
+            return sha
+    sha = _fs.digest(fd, st.st_size)
+    if stamps is not None:
+        stamps.put(subject, {sha: now})
+    return sha
