@@ -73,3 +73,43 @@ def test_outlier_activations_fall_back_to_int8_weights() -> None:
     assert weights["form"] == "weights" and within_bound(weights["accuracy"]["y"])
     assert record["form"] == "weights"
     assert art.manifest.computed_precision == "fp32"  # int8 weights, float math: reported
+
+
+def _fc_precisions(model: unirun.Model) -> set[str]:
+    runtime = model._executable._compiled.get_runtime_model()  # type: ignore[attr-defined]
+    return {
+        op.get_rt_info()["runtimePrecision"].astype(str)
+        for op in runtime.get_ordered_ops()
+        if op.get_rt_info()["layerType"].astype(str) == "FullyConnected"
+    }
+
+
+@pytest.mark.slow
+def test_int8_weights_are_expanded_to_float_unless_asked_to_stay_compressed(
+    tmp_path: Any,
+) -> None:
+    """The int8-weights form computes in float: by default OpenVINO gets float32 weights, so
+    it does not expand them on every call; the artifact keeps them int8 (no blob, whose
+    weights would be float32) and every load, from the cache or a saved folder, expands
+    them again. ``int8_weights="compressed"`` keeps OpenVINO's own way. Same answers."""
+    x = outlier_inputs(1, seed=7)[0]
+    answers = {}
+    for weights in ("expand", "compressed"):
+        art = unirun.compile(
+            outlier_mlp(),
+            backend="openvino",
+            device="cpu",
+            precision="int8",
+            calibration=outlier_inputs(20),
+            options={"int8_weights": weights},
+        )
+        assert art.manifest.extra["quantization"]["form"] == "weights"
+        files = {f.path for f in art.manifest.files}
+        assert art.manifest.extra["expand_weights"] is (weights == "expand")
+        assert ("model.blob" in files) is (weights == "compressed"), files
+        saved = art.save(tmp_path / weights)
+        with unirun.load(saved) as model:
+            if weights == "expand":
+                assert _fc_precisions(model) == {"f32"}
+            answers[weights] = model(x)["y"]
+    np.testing.assert_allclose(answers["expand"], answers["compressed"], rtol=1e-5, atol=1e-5)

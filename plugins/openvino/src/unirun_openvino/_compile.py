@@ -51,15 +51,19 @@ def compile_onnx(
             raise map_error(exc, "reshape") from exc
     dynamic = any(port.get_partial_shape().is_dynamic for port in ov_model.inputs)
     props = properties(target, options, device, dynamic)
+    expand = False
     if device == "CPU" and target.precision == "int8" and _weights_only(model):
         # The int8-weights form promises float activations; the CPU plugin would quantize
         # them per call (dynamic quantization), which loses outlier channels and fails
         # with oneDNN capped at AVX2. The user's own properties still win.
         props.setdefault("DYNAMIC_QUANTIZATION_GROUP_SIZE", 0)
+        expand = options.int8_weights == "expand"
     cpu = SNIPPETS_OFF if device == "AUTO" and snippets_off(options, dynamic) else ()
     engine = _engine.core(cpu)
-    # The IR is the recompile source.
+    # The IR is the recompile source (with the weights as the model has them).
     _engine.save_ir(ov_model, request.directory / IR, len(model.data))
+    if expand:
+        _engine.expand_weights(ov_model)
     cache = engine_cache(request.cache_dir, options, props, dict(cpu))
     compiled = _engine.compile_model(engine, ov_model, device, {**props, **cache})
     blob = _engine.export(compiled, device)
@@ -80,6 +84,10 @@ def compile_onnx(
             "export/import; loads compile the IR instead",
             ", ".join(unsafe),
         )
+        blob = None
+    if blob is not None and expand:
+        # Its weights are float32: four times the int8 IR. Loads expand the IR instead.
+        log.info("int8 weights expanded to float32: loads compile the IR, not a blob")
         blob = None
     if blob is not None:
         _engine.write(request.directory / BLOB, blob)
@@ -108,6 +116,7 @@ def compile_onnx(
             "cpu_core_properties": dict(cpu),
             "inference_precision": _engine.inference_type(compiled),
             "execution_devices": _engine.execution_devices(compiled),
+            "expand_weights": expand,
         },
         precision=precision,
     )

@@ -221,6 +221,8 @@ class OpenVINOBackend:
                 raise ArtifactError(
                     f"the artifact's OpenVINO IR cannot be read: {message(exc)}", field="files"
                 ) from exc
+            if extra.get("expand_weights") is True:
+                _engine.expand_weights(ov_model)
             # The same per-property-set directory compile used, so a rebuild is cached too.
             cache = engine_cache(request.cache_dir, _options(request.plugin_options), props, cpu)
             compiled = _engine.compile_model(engine, ov_model, ov_device, {**props, **cache})

@@ -85,6 +85,15 @@ class OpenVINOOptions(BaseModel):
         "an attention kernel built for sequence length 1 for longer sequences and return wrong "
         "values (see the README); True: always on (OpenVINO's default); False: always off.",
     )
+    int8_weights: Literal["expand", "compressed"] = Field(
+        default="expand",
+        description="For unirun's int8-weights form on the CPU (precision='int8' where int8 "
+        "activations are slower or inaccurate): 'expand' turns the int8 weights into float32 "
+        "when compiling, so the model computes at float speed (the artifact keeps them int8; "
+        "loads compile its IR, which OpenVINO's cache keeps short); 'compressed' leaves them "
+        "int8 in memory too and OpenVINO expands them on every call (slower on compute-bound "
+        "models, less memory: for large memory-bound ones).",
+    )
     engine_cache: bool = Field(
         default=True,
         description="Let OpenVINO keep its own compiled-model cache (CACHE_DIR) inside the "
