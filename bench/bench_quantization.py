@@ -17,7 +17,8 @@ Reported per model and engine: median per-call time of native fp32 and unirun in
 interleaved rounds and their ratio (below 1: int8 is faster); accuracy of int8 against native
 fp32 on 16 fresh inputs (mean cosine, max|Δ|/max|ref|, top-1 agreement for the classifier);
 artifact size against the fp32 ONNX file and against unirun's fp32 artifact for the same engine
-(an OpenVINO artifact holds the IR and the compiled blob; its IR ``.bin`` alone is shown too).
+(an OpenVINO artifact holds the IR and the compiled blob, the int8-weights form on the CPU the
+IR only; its IR ``.bin`` alone is shown too).
 The errors compare variants of random-weight models, not task accuracy.
 
 Unless ``--no-isa-limit``, the OpenVINO part runs again in a child process with
