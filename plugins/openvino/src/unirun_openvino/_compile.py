@@ -66,7 +66,10 @@ def compile_onnx(
         _engine.expand_weights(ov_model)
     cache = engine_cache(request.cache_dir, options, props, dict(cpu))
     compiled = _engine.compile_model(engine, ov_model, device, {**props, **cache})
-    blob = _engine.export(compiled, device)
+    unwanted = _blob_unwanted(model, expand)
+    if unwanted:
+        log.info("not keeping OpenVINO's compiled blob: %s; loads compile the IR instead", unwanted)
+    blob = None if unwanted else _engine.export(compiled, device)
     if (
         blob is not None
         and _engine.loaded_from_cache(compiled)
@@ -77,18 +80,6 @@ def compile_onnx(
         log.info("the blob exported from OpenVINO's cache does not import; compiling anew")
         compiled = _engine.compile_model(engine, ov_model, device, props)
         blob = _engine.export(compiled, device)
-    unsafe = sorted({n.op_type for n in all_nodes(model.proto.graph)} & _BLOB_UNSAFE_OPS)
-    if blob is not None and unsafe:
-        log.info(
-            "not keeping OpenVINO's compiled blob: it computes %s wrongly after "
-            "export/import; loads compile the IR instead",
-            ", ".join(unsafe),
-        )
-        blob = None
-    if blob is not None and expand:
-        # Its weights are float32: four times the int8 IR. Loads expand the IR instead.
-        log.info("int8 weights expanded to float32: loads compile the IR, not a blob")
-        blob = None
     if blob is not None:
         _engine.write(request.directory / BLOB, blob)
     # What the device grants, which is not always what was asked: fp16 runs in fp32 or bf16 on
@@ -142,6 +133,16 @@ def _check_dim_limit(outputs: Sequence[Any]) -> None:
                 "OpenVINO's limit (it clamps such sizes to 2**31-1 and computes a wrong shape); "
                 "run this model on ONNX Runtime"
             )
+
+
+def _blob_unwanted(model: OnnxModel, expand: bool) -> str | None:
+    """Why the compiled blob must not be kept (so it is not even exported), or None."""
+    unsafe = sorted({n.op_type for n in all_nodes(model.proto.graph)} & _BLOB_UNSAFE_OPS)
+    if unsafe:
+        return f"it computes {', '.join(unsafe)} wrongly after export/import"
+    if expand:
+        return "its int8 weights are expanded to float32, four times the IR's"
+    return None
 
 
 def _weights_only(model: OnnxModel) -> bool:
