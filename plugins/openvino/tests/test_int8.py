@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import unirun
+from unirun.artifact import Artifact
 from unirun.quantize import within_bound
 from unirun.testing import outlier_inputs, outlier_mlp, resnet_like
 
@@ -55,17 +56,23 @@ def test_int8_cnn_is_within_the_bound_and_runs_int8_primitives() -> None:
         assert convs and set(convs) <= {"u8", "i8"}, convs
 
 
-@pytest.mark.slow
-def test_outlier_activations_fall_back_to_int8_weights() -> None:
-    """Per-tensor activation quantization cannot hold this model; int8 weights with float
-    activations can (the plugin turns OpenVINO's per-call activation quantization off)."""
-    art = unirun.compile(
+def _outlier_int8(**options: Any) -> Artifact:
+    """:func:`outlier_mlp` compiled to int8 on the CPU: the static form fails the bound there."""
+    return unirun.compile(
         outlier_mlp(),
         backend="openvino",
         device="cpu",
         precision="int8",
         calibration=outlier_inputs(20),
+        options=options,
     )
+
+
+@pytest.mark.slow
+def test_outlier_activations_fall_back_to_int8_weights() -> None:
+    """Per-tensor activation quantization cannot hold this model; int8 weights with float
+    activations can (the plugin turns OpenVINO's per-call activation quantization off)."""
+    art = _outlier_int8()
     record = art.manifest.extra["quantization"]
     assert art.manifest.extra["properties"]["DYNAMIC_QUANTIZATION_GROUP_SIZE"] == 0
     static, weights = record["tried"]
@@ -95,14 +102,7 @@ def test_int8_weights_are_expanded_to_float_unless_asked_to_stay_compressed(
     x = outlier_inputs(1, seed=7)[0]
     answers = {}
     for weights in ("expand", "compressed"):
-        art = unirun.compile(
-            outlier_mlp(),
-            backend="openvino",
-            device="cpu",
-            precision="int8",
-            calibration=outlier_inputs(20),
-            options={"int8_weights": weights},
-        )
+        art = _outlier_int8(int8_weights=weights)
         assert art.manifest.extra["quantization"]["form"] == "weights"
         files = {f.path for f in art.manifest.files}
         assert art.manifest.extra["expand_weights"] is (weights == "expand")
