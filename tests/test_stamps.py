@@ -14,7 +14,7 @@ import pytest
 
 import unirun
 from unirun import _fs
-from unirun.testing import conv_net
+from unirun.testing import conv_net, rewrite_external_ones, save_external, scaled_by_weights
 
 
 @pytest.fixture
@@ -87,52 +87,41 @@ def test_saved_artifacts_are_stamped_too_but_not_without_a_cache(
     assert sum(digests) > 0
 
 
-def _scaled(folder: Path, scale: float) -> tuple[Path, Path]:
-    """``y = x * w`` with ``w`` (float32[256], all ``scale``) in the external file ``w.bin``."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    w = numpy_helper.from_array(np.full(256, scale, np.float32), "w")
-    graph = helper.make_graph(
-        [helper.make_node("Mul", ["x", "w"], ["y"])],
-        "scaled",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [256])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [256])],
-        [w],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = folder / "scaled.onnx"
-    onnx.save(model, str(path), save_as_external_data=True, location="w.bin", size_threshold=0)
-    return path, folder / "w.bin"
+@pytest.fixture(params=["initializer", "if_branch"])
+def scaled(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, Path]:
+    """``y = x * w`` (:func:`unirun.testing.scaled_by_weights`, ``w`` all ones) with ``w`` in
+    the external file ``w.bin``: as an initializer, or inside an ``If`` branch."""
+    path = save_external(scaled_by_weights(request.param, size=256), tmp_path / "scaled.onnx")
+    return path, tmp_path / "w.bin"
 
 
 def test_unchanged_external_weights_of_the_source_are_hashed_once(
-    tmp_path: Path, cache_dir: Path, digests: list[int]
+    scaled: tuple[Path, Path], cache_dir: Path, digests: list[int]
 ) -> None:
     """The source's sha256 (the cache key) covers its external weights: read and hashed on the
     first load, taken from the verified stamp on later loads while the file is unchanged."""
-    path, weights = _scaled(tmp_path, 2.0)
+    path, weights = scaled
     size = weights.stat().st_size
     x = np.ones(256, np.float32)
     with unirun.load(path, backend="reference") as m:
-        assert m(x)["y"].tolist() == [2.0] * 256
+        assert m(x)["y"].tolist() == [1.0] * 256
     assert size in digests
     del digests[:]
     for _ in range(2):
         with unirun.load(path, backend="reference") as m:
             assert m.cache_status == "hit"
-            assert m(x)["y"].tolist() == [2.0] * 256
+            assert m(x)["y"].tolist() == [1.0] * 256
     assert size not in digests
 
 
 def test_changed_external_weights_are_hashed_again_even_with_times_put_back(
-    tmp_path: Path, cache_dir: Path, digests: list[int]
+    scaled: tuple[Path, Path], cache_dir: Path, digests: list[int]
 ) -> None:
-    path, weights = _scaled(tmp_path, 2.0)
+    path, weights = scaled
     x = np.ones(256, np.float32)
     unirun.load(path, backend="reference").close()
     st = weights.stat()
-    weights.write_bytes(np.full(256, 3.0, np.float32).tobytes())  # same size, other values
+    rewrite_external_ones(path, 3.0)  # same size, other values
     os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
     del digests[:]
     with unirun.load(path, backend="reference") as m:
@@ -142,9 +131,9 @@ def test_changed_external_weights_are_hashed_again_even_with_times_put_back(
 
 
 def test_without_a_cache_external_weights_are_hashed_on_every_load(
-    tmp_path: Path, cache_dir: Path, digests: list[int]
+    scaled: tuple[Path, Path], cache_dir: Path, digests: list[int]
 ) -> None:
-    path, weights = _scaled(tmp_path, 2.0)
+    path, weights = scaled
     for _ in range(2):
         unirun.load(path, backend="reference", cache=False).close()
     assert digests.count(weights.stat().st_size) == 2
