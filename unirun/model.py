@@ -143,9 +143,7 @@ class Model:
         # Hot path: a dict holding exactly the inputs, each a C-contiguous array of the
         # input's dtype in a shape already accepted, goes to the engine as it is (no new dict,
         # no conversion); such arrays in a list or tuple in input order, or alone for a
-        # one-input model, go in a new dict; anything else takes the general checks. Every
-        # step is inline: after the engine's call the interpreter's caches are cold, so each
-        # Python call here costs about a tenth of a microsecond (bench/hot_path.py). A closed
+        # one-input model, go in a new dict; anything else takes the general checks. A closed
         # model is refused by ``self._run`` itself.
         fast = self._fast
         kind = type(inputs)
@@ -197,15 +195,8 @@ class Model:
             )
         if len(answers) == 1:  # the common case, inlined: the same as _answer()
             answer, value = answers[0], results[0]
-            base: object = value.base
-            if base is None or isinstance(base, _ndarray):
-                if shared(value, feeds):
-                    value = value.copy()
-            else:  # memory the engine allocated: shared only through a feed over the same
-                for feed in feeds.values():
-                    if feed.base is base:
-                        value = value.copy()
-                        break
+            if shared(value, feeds):
+                value = value.copy()
             if value.shape not in answer.seen:
                 self._check_answer(answer, value, feeds)
             return {answer.name: value}
